@@ -1,0 +1,72 @@
+"""Safe image decoding: existence and size checks, EXIF orientation, RGB, resize."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tgir import TgirError
+
+MAX_PIXELS = 64_000_000  # refuse decompression bombs instead of letting Pillow warn and go on
+
+
+def decode_image(source: str | Path | bytes, size: int | None = None) -> np.ndarray:
+    """Decode ``source`` (a path or the encoded bytes) to a uint8 RGB array.
+
+    ``size`` resizes to ``size x size`` (bilinear). Raises ``TgirError`` naming the file for a
+    missing, unreadable, corrupt or oversized image; never returns a placeholder.
+    """
+    what = "<bytes>" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes):
+        p = Path(source)
+        if not p.is_file():
+            raise TgirError(f"image not found: {p}")
+        try:
+            source = p.read_bytes()
+        except OSError as e:
+            raise TgirError(f"cannot read image {p}: {e.strerror}") from e
+    if not source:
+        raise TgirError(f"empty image file: {what}")
+    try:
+        with Image.open(io.BytesIO(source)) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise TgirError(f"image too large ({im.width}x{im.height}): {what}")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise TgirError(f"corrupt or unsupported image {what}: {e}") from e
+
+
+def load_images(paths: list[Path], size: int | None = None, desc: str = "images") -> np.ndarray:
+    """Decode many images into one (N, H, W, 3) uint8 array, with a progress bar."""
+    from tqdm import tqdm
+
+    if not paths:
+        raise TgirError(f"no {desc} to load")
+    first = decode_image(paths[0], size)
+    out = np.empty((len(paths), *first.shape), dtype=np.uint8)
+    out[0] = first
+    for i in tqdm(range(1, len(paths)), desc=f"load {desc}", leave=False, mininterval=1.0):
+        img = decode_image(paths[i], size)
+        if img.shape != first.shape:
+            raise TgirError(f"image {paths[i]} is {img.shape[1]}x{img.shape[0]}, expected "
+                            f"{first.shape[1]}x{first.shape[0]} (pass an image size to resize)")
+        out[i] = img
+    return out
+
+
+def to_tensor_batch(images: np.ndarray):
+    """uint8 (B,H,W,3) -> float tensor (B,3,H,W) in [0,1]."""
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)

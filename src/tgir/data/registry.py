@@ -1,0 +1,31 @@
+"""Dataset registry: ``build(name, root, split)`` (torchreid style)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tgir import TgirError
+from tgir.data import css2d
+from tgir.data.formats import css
+from tgir.data.types import ComposedSplit
+
+_DATASETS: dict[str, Callable[..., ComposedSplit]] = {
+    "css2d": css2d.load,
+    "css": css.load,
+}
+
+
+def names() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def build(name: str, root: str | Path, split: str, image_size: int | None = None
+          ) -> ComposedSplit:
+    """Load ``split`` of dataset ``name`` stored at ``root``."""
+    if name not in _DATASETS:
+        raise TgirError(f"unknown dataset {name!r}; known: {', '.join(names())}")
+    root = Path(root)
+    if not root.is_dir():
+        raise TgirError(f"dataset directory not found: {root}")
+    return _DATASETS[name](root, split, image_size)

@@ -1,0 +1,233 @@
+"""One training loop for every composed model.
+
+Seeded and reproducible (the batch and dropout randomness of step s depend only on the seed and
+s, so a resumed run continues exactly), tqdm progress, a CSV log, safetensors checkpoints with
+the config beside them, ``resume`` from the last checkpoint, CPU by default and CUDA when
+available, separate learning rates for the image backbone and the rest (seed 004 §2.4).
+Validation uses a held-out part of the train split; the test split is never touched here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tgir import TgirError, config
+from tgir.data import build
+from tgir.data.images import to_tensor_batch
+from tgir.data.text import Vocabulary
+from tgir.data.types import ComposedSplit
+from tgir.engine.device import pick_device
+from tgir.models import checkpoint as ckpt
+
+Validator = Callable[[torch.nn.Module, Vocabulary, ComposedSplit], dict[str, float]]
+
+
+def split_train_val(split: ComposedSplit, fraction: float, seed: int
+                    ) -> tuple[ComposedSplit, ComposedSplit | None]:
+    """Hold out whole source images (with all their queries) for validation."""
+    if fraction <= 0:
+        return split, None
+    sources = np.unique(split.query_source)
+    rng = np.random.default_rng([seed, 7])
+    n_val = max(1, int(round(fraction * len(sources))))
+    val_sources = rng.choice(sources, size=n_val, replace=False)
+    is_val = np.isin(split.query_source, val_sources)
+    return (split.subset_queries(np.flatnonzero(~is_val), f"{split.name}-train"),
+            split.subset_queries(np.flatnonzero(is_val), f"{split.name}-val"))
+
+
+def _source_groups(split: ComposedSplit) -> list[np.ndarray]:
+    order = np.argsort(split.query_source, kind="stable")
+    _, starts = np.unique(split.query_source[order], return_index=True)
+    return np.split(order, starts[1:])
+
+
+def sample_batch(groups: list[np.ndarray], batch_size: int, per_source: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Query indices for one step: ``batch_size / per_source`` random sources, then
+    ``per_source`` distinct queries of each (fewer when a source has fewer)."""
+    n_src = max(1, batch_size // max(1, per_source))
+    picked: list[int] = []
+    for g in rng.permutation(len(groups))[: min(n_src, len(groups))]:
+        grp = groups[g]
+        picked.extend(rng.choice(grp, size=min(per_source, len(grp)), replace=False).tolist())
+    if len(picked) < batch_size:  # top up with random other queries
+        pool = np.setdiff1d(np.concatenate(groups), picked)
+        picked.extend(rng.choice(pool, size=min(batch_size - len(picked), len(pool)),
+                                 replace=False).tolist())
+    return np.array(picked[:batch_size], dtype=np.int64)
+
+
+def _lr_factor(tc: config.TrainConfig, step: int) -> float:
+    f = tc.lr_gamma ** sum(step >= m for m in tc.lr_milestones)
+    if tc.warmup_steps and step < tc.warmup_steps:
+        f *= (step + 1) / tc.warmup_steps
+    return f
+
+
+def _make_optimizer(model: torch.nn.Module, tc: config.TrainConfig) -> torch.optim.Optimizer:
+    bb = {id(p) for p in model.backbone_parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) in bb], "lr": tc.backbone_lr,
+         "base_lr": tc.backbone_lr},
+        {"params": [p for p in model.parameters() if id(p) not in bb], "lr": tc.lr,
+         "base_lr": tc.lr},
+    ]
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=tc.weight_decay)
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(groups, weight_decay=tc.weight_decay)
+    raise TgirError(f"unknown optimizer {tc.optimizer!r} (sgd, adam)")
+
+
+def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{idx}.{k}"] = v
+            else:
+                scalars[f"{idx}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _load_optim(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, idx, k = key.split(".", 2)
+            state.setdefault(int(idx), {})[k] = v
+    for key, v in meta["scalars"].items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _save_checkpoint(path: Path, model, opt, step: int, cfg: config.Config) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    ot, ometa = _optim_tensors(opt)
+    tensors.update(ot)
+    ckpt.atomic_save(tensors, path, {"step": step, "optim": ometa, "config": cfg.to_dict()})
+
+
+def train(cfg: config.Config, out: str | Path, resume: bool = False,
+          validate: Validator | None = None, progress: bool = True,
+          data: ComposedSplit | None = None) -> dict:
+    """Train ``cfg`` into ``out``; returns a summary (steps, seconds, last loss, val metrics)."""
+    out = Path(out)
+    tc = cfg.train
+    last = out / "checkpoints" / "last.safetensors"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise TgirError(f"run directory {out} is not empty: pass --resume to continue it, or "
+                        f"choose another --out")
+    if resume and not last.is_file():
+        raise TgirError(f"cannot resume: no checkpoint at {last}")
+    if tc.steps < 1 or tc.batch_size < 2:
+        raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
+
+    device = pick_device(tc.device)
+    full = data if data is not None else build(cfg.data.name, cfg.data.root, "train",
+                                               cfg.data.image_size)
+    train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
+    if train_split.num_queries < tc.batch_size:
+        raise TgirError(f"only {train_split.num_queries} training queries for batch size "
+                        f"{tc.batch_size}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        vocab = Vocabulary.load(out / "vocab.json")
+    else:
+        vocab = Vocabulary.build(train_split.query_text)
+        vocab.save(out / "vocab.json")
+        config.dump(cfg, out / "config.yaml")
+
+    torch.manual_seed(tc.seed)
+    model = ckpt.build_model(cfg, len(vocab)).to(device)
+    opt = _make_optimizer(model, tc)
+    start = 0
+    if resume:
+        tensors, meta = ckpt.read(last)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _load_optim(opt, tensors, meta["optim"])
+        start = int(meta["step"])
+
+    ids_all, len_all = vocab.encode_batch(train_split.query_text)
+    groups = _source_groups(train_split)
+    log_path = out / "log.csv"
+    new_log = not log_path.exists() or not resume
+    log_f = open(log_path, "w" if new_log else "a", newline="")
+    log = csv.writer(log_f)
+    if new_log:
+        log.writerow(["step", "loss", "lr", "seconds", "val"])
+    t0 = time.time()
+    val_metrics: dict = {}
+    losses: list[float] = []
+    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="train",
+               disable=not progress, mininterval=1.0)
+    try:
+        model.train()
+        for step in bar:
+            rng = np.random.default_rng([tc.seed, step])
+            torch.manual_seed(tc.seed * 1_000_003 + step)
+            q = sample_batch(groups, tc.batch_size, tc.queries_per_source, rng)
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * _lr_factor(tc, step)
+            tgt = train_split.query_target[q]
+            ids = ids_all[q]
+            width = max(int(len_all[q].max()), 1)
+            batch = {
+                "source": to_tensor_batch(train_split.images[train_split.query_source[q]]
+                                          ).to(device),
+                "target": to_tensor_batch(train_split.images[tgt]).to(device),
+                "ids": torch.from_numpy(ids[:, :width]).to(device),
+                "lengths": torch.from_numpy(len_all[q]).to(device),
+                "target_label": torch.from_numpy(train_split.labels[tgt]).to(device),
+            }
+            loss = model.loss(batch)["loss"]
+            if not math.isfinite(loss.item()):
+                raise TgirError(f"loss became {loss.item()} at step {step}: lower train.lr "
+                                f"(the last checkpoint {last} is intact)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            losses.append(loss.item())
+            done = step + 1
+            val_now = validate is not None and val_split is not None and (
+                (tc.val_every and done % tc.val_every == 0) or done == tc.steps)
+            if done % tc.log_every == 0 or val_now or done == tc.steps:
+                mean = float(np.mean(losses[-tc.log_every:]))
+                bar.set_postfix(loss=f"{mean:.3f}")
+                if val_now:
+                    vs = val_split
+                    if vs.num_queries > tc.val_queries:
+                        vs = vs.subset_queries(np.arange(tc.val_queries))
+                    val_metrics = validate(model, vocab, vs)
+                    model.train()
+                log.writerow([done, f"{mean:.5f}", opt.param_groups[1]["lr"],
+                              f"{time.time() - t0:.1f}",
+                              json.dumps(val_metrics) if val_now else ""])
+                log_f.flush()
+            if done % tc.ckpt_every == 0 or done == tc.steps:
+                _save_checkpoint(last, model, opt, done, cfg)
+    finally:
+        log_f.close()
+        bar.close()
+    ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
+                     {"step": tc.steps, "model": cfg.model})
+    summary = {"steps": tc.steps, "resumed_from": start, "seconds": round(time.time() - t0, 1),
+               "final_loss": float(np.mean(losses[-tc.log_every:])) if losses else None,
+               "val": val_metrics}
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,1 @@
+"""Floor 3: retrieval protocols and metrics."""

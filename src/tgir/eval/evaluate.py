@@ -1,0 +1,94 @@
+"""The composed-retrieval evaluator (TIRG protocol, used by seed 004 on CSS).
+
+The gallery (every image of the split) is embedded once in batches, every query is composed,
+similarity is the dot product of the (normalised) embeddings, the query's source image is
+excluded from its ranking, exact top-k, and a hit is the target's label among the top K
+(duplicates of the target scene count). Reports R@1, R@5, R@10, R@50, R@100.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tgir.data import build
+from tgir.data.text import Vocabulary
+from tgir.data.types import ComposedSplit
+from tgir.engine.device import pick_device
+from tgir.engine.features import embed_images, embed_queries
+from tgir.eval.metrics import DEFAULT_KS, recall_at_k, topk_excluding
+from tgir.models.checkpoint import load_run
+
+
+def rank(query_emb: np.ndarray, gallery_emb: np.ndarray, exclude: np.ndarray, k: int,
+         chunk: int = 2048) -> np.ndarray:
+    """Top-k gallery indices per query, in chunks so memory stays O(chunk x gallery)."""
+    out = []
+    for i in range(0, len(query_emb), chunk):
+        s = query_emb[i:i + chunk] @ gallery_emb.T
+        out.append(topk_excluding(s, k, exclude[i:i + chunk]))
+    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+
+
+def evaluate_split(model: torch.nn.Module, vocab: Vocabulary, split: ComposedSplit,
+                   ks: tuple[int, ...] = DEFAULT_KS, gallery: str = "all",
+                   progress: bool = False) -> dict[str, float]:
+    """R@K of ``model`` on ``split``. ``gallery="all"``: every image of the split (test
+    protocol); ``"queries"``: only the images the queries use (cheap validation)."""
+    if gallery == "queries":
+        used = np.unique(np.concatenate([split.query_source, split.query_target]))
+    else:
+        used = np.arange(len(split.images))
+    remap = np.full(len(split.images), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    g = embed_images(model, split.images[used], progress=progress)
+    q = embed_queries(model, vocab, split.images[split.query_source], split.query_text,
+                      progress=progress)
+    top = rank(q, g, remap[split.query_source], max(ks))
+    labels = split.labels[used]
+    return recall_at_k(labels[top], split.labels[split.query_target], ks)
+
+
+def copy_source_baseline(split: ComposedSplit, ks: tuple[int, ...] = DEFAULT_KS
+                         ) -> dict[str, float]:
+    """Rank the gallery by raw-pixel distance to the reference image, text ignored."""
+    x = split.images.reshape(len(split.images), -1).astype(np.float32) / 255.0
+    sq = (x * x).sum(1)
+    src = split.query_source
+    out = []
+    for i in range(0, len(src), 1024):
+        s = src[i:i + 1024]
+        neg_d = 2 * x[s] @ x.T - sq[None, :] - sq[s][:, None]
+        out.append(topk_excluding(neg_d, max(ks), s))
+    top = np.concatenate(out)
+    return recall_at_k(split.labels[top], split.labels[split.query_target], ks)
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool = True,
+                 device: str = "auto") -> dict:
+    """Evaluate a trained run on its config's eval split; writes ``RUN_DIR/metrics.json``."""
+    run = Path(run_dir)
+    cfg, vocab, model = load_run(run, pick_device(device))
+    name = split or cfg.data.eval_split
+    data = build(cfg.data.name, cfg.data.root, name, cfg.data.image_size)
+    metrics = evaluate_split(model, vocab, data, progress=progress)
+    result = {"dataset": cfg.data.name, "split": name, "model": cfg.model["name"],
+              "queries": data.num_queries, "gallery": len(data.images), "metrics": metrics}
+    tmp = run / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(run / "metrics.json")
+    return result
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """A plain text table: one row per method, one column per metric."""
+    cols = sorted({k for r in rows.values() for k in r}, key=lambda k: int(k.split("@")[1]))
+    width = max([len(n) for n in rows] + [6])
+    lines = [f"{'method':<{width}}  " + "  ".join(f"{c:>6}" for c in cols)]
+    for name, r in rows.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(
+            f"{100 * r[c]:6.1f}" if c in r else f"{'-':>6}" for c in cols))
+    return "\n".join(lines)

