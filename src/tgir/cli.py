@@ -54,10 +54,12 @@ def _cmd_eval(a: argparse.Namespace) -> None:
 
 
 def _cmd_search(a: argparse.Namespace) -> None:
+    from tgir.data.images import decode_image
     from tgir.search.searcher import Searcher
 
     if not a.text.strip():
         raise TgirError("the modification text is empty")
+    decode_image(a.image)  # a missing or corrupt image fails before any model work
     s = Searcher(a.run_dir, device=a.device, progress=not a.quiet)
     unknown = s.unknown_words(a.text)
     if unknown:
@@ -72,8 +74,11 @@ def _cmd_search(a: argparse.Namespace) -> None:
 def _cmd_demo(a: argparse.Namespace) -> None:
     from tgir.demo import run_demo
 
-    line = run_demo(Path(a.workdir), models=a.models.split(","), steps_scale=a.steps_scale,
-                    fresh=a.fresh, progress=not a.quiet)
+    steps_scale = a.steps_scale if a.steps_scale else (1.0 if a.scale == "demo" else 2.0)
+    workdir = Path(a.workdir) if a.workdir else Path("tgir-demo" if a.scale == "demo"
+                                                     else f"tgir-{a.scale}")
+    line = run_demo(workdir, models=a.models.split(","), scale=a.scale,
+                    steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet)
     if not a.no_serve:
         print("(serving comes with the search-service issue; --no-serve and no flag are the "
               "same for now)", file=sys.stderr)
@@ -144,11 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "scale, train MAAF, TIRG and the concat / image-only / text-only "
                        "baselines, evaluate them next to a copy-the-source baseline, and "
                        "print one JSON line with the results. Finished runs are reused.")
-    d.add_argument("--workdir", default="tgir-demo", help="where data and runs go")
+    d.add_argument("--workdir", default=None,
+                   help="where data and runs go (default tgir-demo, or tgir-paper)")
+    d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
+                   help="css2d scale: demo (fits 15 CPU minutes), paper (CSS size, the "
+                        "ordering of seed 004 Table 1; about an hour on 2 cores) or tiny (a "
+                        "smoke run)")
     d.add_argument("--models", default="maaf,tirg,concat,image_only,text_only",
                    help="comma-separated models to train")
-    d.add_argument("--steps-scale", type=float, default=1.0,
-                   help="multiply every config's training steps (e.g. 0.1 for a smoke run)")
+    d.add_argument("--steps-scale", type=float, default=None,
+                   help="multiply every config's training steps (default 1 for demo, 2 for "
+                        "paper; e.g. 0.05 for a smoke run)")
     d.add_argument("--fresh", action="store_true", help="retrain even if runs exist")
     d.add_argument("--no-serve", action="store_true", help="stop after the results")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -32,15 +32,15 @@ def builtin_config(dataset: str, model: str) -> Path:
     return p
 
 
-def _ensure_data(root: Path, progress: bool) -> None:
+def _ensure_data(root: Path, scale: str, progress: bool) -> None:
     try:
         doc = css2d.read_annotations(root)
-        if doc.get("scale") == "demo" and doc["params"].get("seed") == 0:
+        if doc.get("scale") == scale and doc["params"].get("seed") == 0:
             return
     except TgirError:
         pass
-    print(f"generating css2d (demo scale) in {root}", file=sys.stderr)
-    css2d.generate(root, "demo", 0, progress=progress)
+    print(f"generating css2d ({scale} scale) in {root}", file=sys.stderr)
+    css2d.generate(root, scale, 0, progress=progress)
 
 
 def _train_one(cfg: config.Config, run: Path, fresh: bool, progress: bool, data) -> str:
@@ -61,11 +61,13 @@ def _train_one(cfg: config.Config, run: Path, fresh: bool, progress: bool, data)
     return "trained"
 
 
-def run_demo(workdir: Path, models: list[str], steps_scale: float = 1.0, fresh: bool = False,
-             progress: bool = True) -> dict:
+def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
+             fresh: bool = False, progress: bool = True) -> dict:
+    """Generate css2d at ``scale``, train ``models`` from the built-in configs (their steps
+    times ``steps_scale``) into ``workdir/runs``, evaluate; returns the one-line summary."""
     t0 = time.time()
-    root = workdir / "data" / "css2d-demo"
-    _ensure_data(root, progress)
+    root = workdir / "data" / f"css2d-{scale}"
+    _ensure_data(root, scale, progress)
     train_data = build("css2d", root, "train")
     test_data = build("css2d", root, "test")
     results: dict[str, dict[str, float]] = {}
@@ -84,10 +86,11 @@ def run_demo(workdir: Path, models: list[str], steps_scale: float = 1.0, fresh: 
         print(f"{m}: {how}, R@1 {r['metrics']['R@1']:.3f} ({timings[m]:.0f} s)", file=sys.stderr)
     results["copy_source"] = copy_source_baseline(test_data)
     table = format_table(results)
-    print(f"css2d demo test split: {test_data.num_queries} queries, gallery "
+    print(f"css2d {scale} test split: {test_data.num_queries} queries, gallery "
           f"{len(test_data.images)} images (source excluded)")
     print(table)
-    line = {"css2d": {m: {k: round(r[k], 4) for k in REPORT_KS} for m, r in results.items()},
+    key = "css2d" if scale == "demo" else f"css2d-{scale}"
+    line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS} for m, r in results.items()},
             "seconds": round(time.time() - t0, 1)}
     (workdir / "results.json").write_text(json.dumps(
         {**line, "full": results, "train_seconds": timings}, indent=1))

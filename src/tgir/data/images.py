@@ -56,7 +56,9 @@ def load_images(paths: list[Path], size: int | None = None, desc: str = "images"
     first = decode_image(paths[0], size)
     out = np.empty((len(paths), *first.shape), dtype=np.uint8)
     out[0] = first
-    for i in tqdm(range(1, len(paths)), desc=f"load {desc}", leave=False, mininterval=1.0):
+    # disable=None: the bar shows on a terminal only
+    for i in tqdm(range(1, len(paths)), desc=f"load {desc}", leave=False, mininterval=1.0,
+                  disable=None):
         img = decode_image(paths[i], size)
         if img.shape != first.shape:
             raise TgirError(f"image {paths[i]} is {img.shape[1]}x{img.shape[0]}, expected "

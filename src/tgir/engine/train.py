@@ -122,8 +122,12 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: config.Config) -> N
 
 def train(cfg: config.Config, out: str | Path, resume: bool = False,
           validate: Validator | None = None, progress: bool = True,
-          data: ComposedSplit | None = None) -> dict:
-    """Train ``cfg`` into ``out``; returns a summary (steps, seconds, last loss, val metrics)."""
+          data: ComposedSplit | None = None, stop_at: int | None = None) -> dict:
+    """Train ``cfg`` into ``out``; returns a summary (steps, seconds, last loss, val metrics).
+
+    ``stop_at`` ends this call after that many steps with a checkpoint but no final model, as
+    an interruption would (``resume=True`` then continues to ``train.steps``).
+    """
     out = Path(out)
     tc = cfg.train
     last = out / "checkpoints" / "last.safetensors"
@@ -219,8 +223,10 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                               f"{time.time() - t0:.1f}",
                               json.dumps(val_metrics) if val_now else ""])
                 log_f.flush()
-            if done % tc.ckpt_every == 0 or done == tc.steps:
+            if done % tc.ckpt_every == 0 or done == tc.steps or done == stop_at:
                 _save_checkpoint(last, model, opt, done, cfg)
+            if done == stop_at and done < tc.steps:
+                return {"steps": done, "stopped": True}
     finally:
         log_f.close()
         bar.close()
