@@ -61,6 +61,20 @@ def _train_one(cfg: config.Config, run: Path, fresh: bool, progress: bool, data)
     return "trained"
 
 
+def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
+    """Query the best model with the first test query and save the result grid as a PNG."""
+    from tgir.search.searcher import Searcher
+
+    name = next((m for m in ("maaf", "tirg") if m in models), None)
+    if name is None or test_data.num_queries == 0:
+        return None
+    src = int(test_data.query_source[0])
+    image = Path(test_data.meta["root"]) / "images" / f"{test_data.image_ids[src]}.png"
+    searcher = Searcher(workdir / "runs" / name, progress=False)
+    hits = searcher.search(image, test_data.query_text[0], k=8)
+    return searcher.grid(image, test_data.query_text[0], hits, workdir / "search_example.png")
+
+
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
              fresh: bool = False, progress: bool = True) -> dict:
     """Generate css2d at ``scale``, train ``models`` from the built-in configs (their steps
@@ -89,6 +103,9 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     print(f"css2d {scale} test split: {test_data.num_queries} queries, gallery "
           f"{len(test_data.images)} images (source excluded)")
     print(table)
+    example = _search_example(workdir, models, test_data)
+    if example:
+        print(f"example search: {example}")
     key = "css2d" if scale == "demo" else f"css2d-{scale}"
     line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS} for m, r in results.items()},
             "seconds": round(time.time() - t0, 1)}
