@@ -15,3 +15,23 @@ def tiny_css2d(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "css2d-tiny"
     css2d.generate(root, "tiny", seed=3, progress=False)
     return root
+
+
+def tiny_train_config(root, model="maaf", embed_dim=32, steps=4):
+    return {
+        "data": {"name": "css2d", "root": str(root)},
+        "model": {"name": model, "embed_dim": embed_dim, "word_dim": 16, "levels": [-1],
+                  "blocks": 1, "image_encoder_cfg": {"widths": [8, 16, 32]}},
+        "train": {"steps": steps, "batch_size": 8, "log_every": 2},
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_css2d, tmp_path_factory):
+    """A MAAF run trained for a few steps on tiny css2d (enough for plumbing tests)."""
+    from tgir import config
+    from tgir.engine.train import train
+
+    run = tmp_path_factory.mktemp("runs") / "maaf"
+    train(config.from_dict(tiny_train_config(tiny_css2d)), run, progress=False)
+    return run

@@ -53,22 +53,60 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     print(f"wrote {Path(a.run_dir) / 'metrics.json'}")
 
 
+def _parse_words(words: list[str]) -> tuple[list[str], list[str]]:
+    plus, minus = [], []
+    for w in words:
+        for tok in w.replace(",", " ").split():
+            (minus if tok.startswith("-") else plus).append(tok.lstrip("+-"))
+    return [w for w in plus if w], [w for w in minus if w]
+
+
 def _cmd_search(a: argparse.Namespace) -> None:
     from tgir.data.images import decode_image
-    from tgir.search.searcher import Searcher
+    from tgir.search.searcher import Query, Searcher
 
-    if not a.text.strip():
+    plus, minus = _parse_words(a.words)
+    if a.image is not None:
+        decode_image(a.image)  # a missing or corrupt image fails before any model work
+    q = Query(text=a.text, image=a.image, item_id=a.item, plus=plus, minus=minus,
+              keep_reference=a.keep_reference)
+    if q.has_reference and not (q.text.strip() or plus or minus):
         raise TgirError("the modification text is empty")
-    decode_image(a.image)  # a missing or corrupt image fails before any model work
-    s = Searcher(a.run_dir, device=a.device, progress=not a.quiet)
-    unknown = s.unknown_words(a.text)
+    s = Searcher(a.run_dir, a.index, device=a.device, progress=not a.quiet)
+    unknown = s.unknown_words(" ".join([a.text, *plus, *minus]))
     if unknown:
         print(f"note: words not seen in training: {', '.join(unknown)}", file=sys.stderr)
-    hits = s.search(a.image, a.text, a.k)
+    hits = s.search(q, a.k)
     for h in hits:
-        print(f"{h.rank:3d}  {h.id}  {h.score:.4f}")
+        print(f"{h.rank:3d}  {h.id}  {h.score:.4f}  {h.text}")
     grid = Path(a.grid) if a.grid else Path(a.run_dir) / "search.png"
-    print(f"wrote {s.grid(a.image, a.text, hits, grid)}")
+    print(f"wrote {s.grid(q, hits, grid)}")
+
+
+def _cmd_index(a: argparse.Namespace) -> None:
+    from tgir.search.index import Index, add_to_index, build_index
+
+    if a.add:
+        if not a.out:
+            raise TgirError("--add needs --out INDEX_DIR (the index to extend)")
+        n = add_to_index(a.run_dir, a.out, a.catalog, a.split, progress=not a.quiet,
+                         device=a.device)
+        print(f"added {n} items to {a.out} ({Index(a.out).manifest['count']} in all)")
+        return
+    out = Path(a.out) if a.out else Path(a.run_dir) / "index"
+    params = {k: v for k, v in (("nlist", a.nlist), ("nprobe", a.nprobe), ("m", a.hnsw_m),
+                                ("ef_search", a.ef_search)) if v}
+    build_index(a.run_dir, a.catalog, out, a.kind, a.split, params, progress=not a.quiet,
+                device=a.device)
+    m = Index(out).manifest
+    print(f"indexed {m['count']} items ({m['kind']}, {m['model']['dim']}-d) into {out}")
+
+
+def _cmd_serve(a: argparse.Namespace) -> None:
+    from tgir.search.server import serve
+
+    serve(a.index_dir, run_dir=a.run, host=a.host, port=a.port,
+          max_upload_mb=a.max_upload_mb)
 
 
 def _cmd_demo(a: argparse.Namespace) -> None:
@@ -79,10 +117,22 @@ def _cmd_demo(a: argparse.Namespace) -> None:
                                                      else f"tgir-{a.scale}")
     line = run_demo(workdir, models=a.models.split(","), scale=a.scale,
                     steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet)
+    print(json.dumps(line), flush=True)
     if not a.no_serve:
-        print("(serving comes with the search-service issue; --no-serve and no flag are the "
-              "same for now)", file=sys.stderr)
-    print(json.dumps(line))
+        from tgir.search.server import serve
+
+        models = a.models.split(",")
+        best = next((m for m in ("maaf", "tirg") if m in models), models[0])
+        run = workdir / "runs" / best
+        index = run / "index"
+        if not (index / "manifest.json").is_file():
+            from tgir import config
+            from tgir.search.index import build_index
+
+            cfg = config.load(run / "config.yaml")
+            build_index(run, cfg.data.root, index, split=cfg.data.eval_split,
+                        progress=not a.quiet)
+        serve(index, run_dir=run, host=a.host, port=a.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,18 +181,62 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("search", help="search with a reference image and a modification text",
-                       description="Compose a reference image with a modification text, rank "
-                       "the run's evaluation gallery, print the top-k ids with scores and "
-                       "write a PNG grid of the query and the results.")
+    s = sub.add_parser("search", help="search: reference image + modification text (+/- words)",
+                       description="Compose a reference image (a file or a catalog item) with a "
+                       "modification text and optional +/- words, rank the catalog of an index "
+                       "(default: the run's evaluation split, indexed into RUN_DIR/index), "
+                       "print the top-k ids with scores and write a PNG grid of the query and "
+                       "the results. The reference item itself is left out unless "
+                       "--keep-reference.")
     s.add_argument("run_dir", help="a directory written by tgir train")
-    s.add_argument("--image", required=True, help="reference image file")
-    s.add_argument("--text", required=True, help='modification, e.g. "make top-left red"')
+    s.add_argument("--image", default=None, help="reference image file")
+    s.add_argument("--item", default=None, help="reference: a catalog item id instead")
+    s.add_argument("--text", default="", help='modification, e.g. "make top-left red"')
+    s.add_argument("--words", nargs="*", default=[], metavar="[+-]WORD",
+                   help="desired (+word) and undesired (-word) words (seed 001)")
+    s.add_argument("--index", default=None, help="an index directory (tgir index)")
     s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    s.add_argument("--keep-reference", action="store_true",
+                   help="let the reference item appear in the results")
     s.add_argument("--grid", default=None, help="PNG path (default RUN_DIR/search.png)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_search)
+
+    x = sub.add_parser("index", help="embed a catalog into a persistent FAISS index",
+                       description="Embed every catalog image with the run's model (batched) "
+                       "and write an index directory: index.faiss, items.jsonl and "
+                       "manifest.json (model checksum, dim, metric, kind, count). The write is "
+                       "atomic: an interrupted run leaves the previous index as it was. A "
+                       "catalog is a css2d directory (one split) or any folder of images "
+                       "(optionally with catalog.jsonl lines {file, id, text}).")
+    x.add_argument("run_dir", help="a directory written by tgir train")
+    x.add_argument("--catalog", required=True, help="dataset directory or image folder")
+    x.add_argument("--split", default="test", help="split of a dataset catalog (test)")
+    x.add_argument("--out", default=None, help="index directory (default RUN_DIR/index)")
+    x.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"],
+                   help="flat: exact (default); ivf / hnsw: approximate, for large catalogs")
+    x.add_argument("--add", action="store_true",
+                   help="append the catalog items the index lacks, without rebuilding")
+    x.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(n))")
+    x.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
+    x.add_argument("--hnsw-m", type=int, default=None, help="HNSW neighbours per node (32)")
+    x.add_argument("--ef-search", type=int, default=None, help="HNSW search breadth (64)")
+    x.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    x.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    x.set_defaults(func=_cmd_index)
+
+    v = sub.add_parser("serve", help="serve the search page and JSON API on an index",
+                       description="Serve an index over HTTP (FastAPI + uvicorn): the search "
+                       "page at /, POST /search, GET /items/{id}, /items/{id}/image, "
+                       "/health; OpenAPI schema at /docs. Binds 127.0.0.1 unless told.")
+    v.add_argument("index_dir", help="an index directory written by tgir index")
+    v.add_argument("--run", default=None, help="run directory (default: the manifest's)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    v.add_argument("--port", type=int, default=8000, help="port (8000)")
+    v.add_argument("--max-upload-mb", type=float, default=10.0,
+                   help="largest accepted upload in MB (10)")
+    v.set_defaults(func=_cmd_serve)
 
     d = sub.add_parser("demo", help="generate css2d, train and evaluate every model",
                        description="The whole pipeline on this machine: generate css2d at demo "
@@ -161,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every config's training steps (default 1 for demo, 2 for "
                         "paper; e.g. 0.05 for a smoke run)")
     d.add_argument("--fresh", action="store_true", help="retrain even if runs exist")
-    d.add_argument("--no-serve", action="store_true", help="stop after the results")
+    d.add_argument("--no-serve", action="store_true",
+                   help="stop after the results (default: then serve the search page on the "
+                        "best model's index of the test split)")
+    d.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    d.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
     return p

@@ -63,16 +63,15 @@ def _train_one(cfg: config.Config, run: Path, fresh: bool, progress: bool, data)
 
 def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
     """Query the best model with the first test query and save the result grid as a PNG."""
-    from tgir.search.searcher import Searcher
+    from tgir.search.searcher import Query, Searcher
 
     name = next((m for m in ("maaf", "tirg") if m in models), None)
     if name is None or test_data.num_queries == 0:
         return None
     src = int(test_data.query_source[0])
-    image = Path(test_data.meta["root"]) / "images" / f"{test_data.image_ids[src]}.png"
     searcher = Searcher(workdir / "runs" / name, progress=False)
-    hits = searcher.search(image, test_data.query_text[0], k=8)
-    return searcher.grid(image, test_data.query_text[0], hits, workdir / "search_example.png")
+    q = Query(text=test_data.query_text[0], item_id=test_data.image_ids[src])
+    return searcher.grid(q, searcher.search(q, k=8), workdir / "search_example.png")
 
 
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,

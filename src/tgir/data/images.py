@@ -13,11 +13,13 @@ from tgir import TgirError
 MAX_PIXELS = 64_000_000  # refuse decompression bombs instead of letting Pillow warn and go on
 
 
-def decode_image(source: str | Path | bytes, size: int | None = None) -> np.ndarray:
+def decode_image(source: str | Path | bytes, size: int | None = None,
+                 max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> np.ndarray:
     """Decode ``source`` (a path or the encoded bytes) to a uint8 RGB array.
 
     ``size`` resizes to ``size x size`` (bilinear). Raises ``TgirError`` naming the file for a
-    missing, unreadable, corrupt or oversized image; never returns a placeholder.
+    missing, unreadable, corrupt or oversized image (more than ``max_pixels`` pixels, checked
+    before decoding, or more than ``max_bytes`` bytes); never returns a placeholder.
     """
     what = "<bytes>" if isinstance(source, bytes) else str(source)
     if not isinstance(source, bytes):
@@ -30,10 +32,13 @@ def decode_image(source: str | Path | bytes, size: int | None = None) -> np.ndar
             raise TgirError(f"cannot read image {p}: {e.strerror}") from e
     if not source:
         raise TgirError(f"empty image file: {what}")
+    if max_bytes is not None and len(source) > max_bytes:
+        raise TgirError(f"image is {len(source)} bytes; the limit is {max_bytes}: {what}")
     try:
         with Image.open(io.BytesIO(source)) as im:
-            if im.width * im.height > MAX_PIXELS:
+            if im.width * im.height > max_pixels:
                 raise TgirError(f"image too large ({im.width}x{im.height}): {what}")
+            im.load()  # decode now: a truncated file fails here, not later
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "P"):
                 im = im.convert("RGBA")
@@ -43,7 +48,8 @@ def decode_image(source: str | Path | bytes, size: int | None = None) -> np.ndar
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as e:
         raise TgirError(f"corrupt or unsupported image {what}: {e}") from e
 
 

@@ -231,7 +231,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         log_f.close()
         bar.close()
     ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
-                     {"step": tc.steps, "model": cfg.model})
+                     {"step": tc.steps, "model": cfg.model,
+                      "image_size": int(train_split.images.shape[1])})
     summary = {"steps": tc.steps, "resumed_from": start, "seconds": round(time.time() - t0, 1),
                "final_loss": float(np.mean(losses[-tc.log_every:])) if losses else None,
                "val": val_metrics}

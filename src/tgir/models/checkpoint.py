@@ -78,10 +78,12 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"
     cfg = config.load(run / "config.yaml")
     vocab = Vocabulary.load(run / "vocab.json")
     model = build_model(cfg, len(vocab))
-    tensors, _ = read(weights)
+    tensors, meta = read(weights)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:
         raise TgirError(f"{weights} does not match the model in {run / 'config.yaml'}: "
                         f"{str(e).splitlines()[0]}") from e
+    # the side the model was trained at; queries and catalog images are resized to it
+    model.image_size = int(meta.get("image_size") or cfg.data.image_size or 64)
     return cfg, vocab, model.to(device).eval()

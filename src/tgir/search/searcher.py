@@ -1,108 +1,204 @@
-"""Composed search against a trained run: reference image + modification text -> top-k items.
+"""One query API for every query kind, over a trained run and a persistent index.
 
-The gallery is the run's evaluation split; its embeddings are cached in
-``RUN_DIR/gallery_cache.npz``, keyed by the weights' checksum so a retrained model never reuses
-stale vectors. (The persistent FAISS index and the HTTP service build on this.)
+``Searcher(run_dir, index_dir).search(Query(...), k)``. A query may be
+
+- composed: a reference image (path, bytes or catalog ``item_id``) + modification text
+  (seeds 003/004);
+- refinement words: desired ``plus`` / undesired ``minus`` words (seed 001's w+ / w-), combined
+  by the model's own method when it has one (``model.refine``); a composed model folds ``plus``
+  words into the modification text and has no meaning for ``minus`` words;
+- text only (``model.embed_text_query``) or attributes only (``model.embed_attributes``) for
+  the text->image and attribute->image models that define them.
+
+A model that cannot answer a kind of query says so in a clear error. Without ``index_dir`` the
+run's own evaluation split is the catalog, indexed once into ``RUN_DIR/index``.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from tgir import TgirError
-from tgir.data import build
-from tgir.data.images import decode_image
+from tgir.data.images import MAX_PIXELS, decode_image, to_tensor_batch
+from tgir.data.text import tokenize
 from tgir.engine.device import pick_device
-from tgir.engine.features import embed_images, embed_queries
-from tgir.eval.metrics import topk_excluding
 from tgir.models.checkpoint import file_sha256, load_run
+from tgir.search.index import Index, build_index
+
+MAX_TEXT_CHARS = 1000
+MAX_K = 1000
 
 
 @dataclass
-class Hit:
+class Query:
+    text: str = ""
+    image: str | Path | bytes | None = None
+    item_id: str | None = None
+    attributes: dict[str, Any] | None = None
+    plus: list[str] = field(default_factory=list)
+    minus: list[str] = field(default_factory=list)
+    keep_reference: bool = False
+
+    @property
+    def has_reference(self) -> bool:
+        return self.image is not None or self.item_id is not None
+
+    def kind(self) -> str:
+        if self.has_reference:
+            return "composed"
+        if self.attributes:
+            return "attributes"
+        return "text"
+
+
+@dataclass
+class Result:
     rank: int
-    index: int
     id: str
     score: float
+    file: str
+    text: str
+    meta: dict
 
 
 class Searcher:
-    def __init__(self, run_dir: str | Path, device: str = "auto", progress: bool = True):
+    def __init__(self, run_dir: str | Path, index_dir: str | Path | None = None,
+                 device: str = "auto", progress: bool = True, max_pixels: int = MAX_PIXELS):
         self.run = Path(run_dir)
         self.cfg, self.vocab, self.model = load_run(self.run, pick_device(device))
-        self.gallery = build(self.cfg.data.name, self.cfg.data.root, self.cfg.data.eval_split,
-                             self.cfg.data.image_size)
-        self.size = self.gallery.images.shape[1]
-        self.emb = self._gallery_embeddings(progress)
+        self.device = next(self.model.parameters()).device
+        self.max_pixels = max_pixels
+        if index_dir is None:
+            index_dir = self._own_index(progress)
+        self.index = Index(index_dir)
+        dim = self._dim()
+        self.index.check_model(self.run, dim)
 
-    def _gallery_embeddings(self, progress: bool) -> np.ndarray:
-        digest = file_sha256(self.run / "model.safetensors")
-        cache = self.run / "gallery_cache.npz"
-        if cache.is_file():
-            with np.load(cache) as z:
-                if str(z["digest"]) == digest and len(z["emb"]) == len(self.gallery.images):
-                    return z["emb"]
-        emb = embed_images(self.model, self.gallery.images, progress=progress)
-        fd, tmp = tempfile.mkstemp(prefix=".gallery_cache.", suffix=".npz", dir=self.run)
-        os.close(fd)
-        np.savez(tmp, emb=emb, digest=np.array(digest))
-        os.replace(tmp, cache)
-        return emb
+    def _dim(self) -> int:
+        with torch.no_grad():
+            s = self.model.image_size
+            return int(self.model.embed_target(torch.zeros(1, 3, s, s, device=self.device))
+                       .shape[1])
 
-    def search(self, image: str | Path | bytes, text: str, k: int = 10,
-               exclude: int | None = None) -> list[Hit]:
-        """Top-``k`` gallery items for a reference ``image`` modified by ``text``."""
-        if not text or not text.strip():
-            raise TgirError("the modification text is empty")
-        if k < 1:
-            raise TgirError(f"k must be >= 1, got {k}")
-        ref = decode_image(image, self.size)
-        if exclude is None:
-            exclude = self._find_in_gallery(ref)
-        q = embed_queries(self.model, self.vocab, ref[None], [text])
-        scores = q @ self.emb.T
-        top = topk_excluding(scores, k, np.array([-1 if exclude is None else exclude]))[0]
-        return [Hit(r + 1, int(i), self.gallery.image_ids[i], float(scores[0, i]))
-                for r, i in enumerate(top)]
+    def _own_index(self, progress: bool) -> Path:
+        path = self.run / "index"
+        if (path / "manifest.json").is_file():
+            try:
+                same = Index(path).manifest["model"]["sha256"] == file_sha256(
+                    self.run / "model.safetensors")
+            except TgirError:
+                same = False
+            if same:
+                return path
+        return build_index(self.run, self.cfg.data.root, path, split=self.cfg.data.eval_split,
+                           progress=progress, device=str(self.device))
 
-    def _find_in_gallery(self, ref: np.ndarray) -> int | None:
-        """The gallery index of an identical reference image (excluded from its own results)."""
-        flat = self.gallery.images.reshape(len(self.gallery.images), -1)
-        same = np.flatnonzero((flat == ref.reshape(1, -1)).all(1))
-        return int(same[0]) if len(same) else None
+    # ------------------------------------------------------------------ queries
+    def _validate(self, q: Query, k: int) -> None:
+        if not 1 <= k <= MAX_K:
+            raise TgirError(f"k must be between 1 and {MAX_K}, got {k}")
+        if len(q.text) > MAX_TEXT_CHARS:
+            raise TgirError(f"the text is {len(q.text)} characters; the limit is "
+                            f"{MAX_TEXT_CHARS}")
+        if q.image is not None and q.item_id is not None:
+            raise TgirError("give a reference image or a catalog item id, not both")
+        if q.item_id is not None and q.item_id not in self.index.row_of:
+            raise TgirError(f"unknown item id {q.item_id!r}")
+        if not (q.text.strip() or q.plus or q.minus or q.attributes):
+            raise TgirError("the modification text is empty" if q.has_reference
+                            else "the query is empty: give a text, words or attributes")
+
+    def reference_array(self, q: Query) -> np.ndarray:
+        if q.item_id is not None:
+            return decode_image(self.index.image_path(q.item_id), self.model.image_size)
+        return decode_image(q.image, self.model.image_size, max_pixels=self.max_pixels)
+
+    @torch.no_grad()
+    def embed_query(self, q: Query) -> tuple[np.ndarray, np.ndarray | None]:
+        """The query vector (1, D) and, for composed queries, the reference's own vector."""
+        kind = q.kind()
+        m = self.model
+        if kind == "composed":
+            ref = to_tensor_batch(self.reference_array(q)[None]).to(self.device)
+            if hasattr(m, "refine"):  # the model's own word arithmetic (seed 001)
+                vec = m.refine(ref, q.text, q.plus, q.minus, self.vocab)
+            else:
+                if q.minus:
+                    raise TgirError(f"model {self.cfg.model['name']!r} has no way to use "
+                                    f"undesired words; put the change in the text instead")
+                text = " ".join([q.text.strip(), *q.plus]).strip()
+                ids, lengths = self.vocab.encode_batch([text])
+                vec = m.compose(ref, torch.from_numpy(ids).to(self.device),
+                                torch.from_numpy(lengths).to(self.device))
+            return vec.float().cpu().numpy(), m.embed_target(ref).float().cpu().numpy()
+        if kind == "attributes":
+            if not hasattr(m, "embed_attributes"):
+                raise TgirError(f"model {self.cfg.model['name']!r} does not answer attribute "
+                                f"queries (it needs a reference image and a text)")
+            return m.embed_attributes(q.attributes).float().cpu().numpy(), None
+        if not hasattr(m, "embed_text_query"):
+            raise TgirError(f"model {self.cfg.model['name']!r} does not answer text-only "
+                            f"queries: give a reference image (or item id) and a change")
+        text = " ".join([q.text.strip(), *q.plus]).strip()
+        ids, lengths = self.vocab.encode_batch([text])
+        vec = m.embed_text_query(torch.from_numpy(ids).to(self.device),
+                                 torch.from_numpy(lengths).to(self.device))
+        return vec.float().cpu().numpy(), None
+
+    def search(self, q: Query, k: int = 10) -> list[Result]:
+        """Ranked catalog items for ``q``; the reference item itself is left out unless
+        ``q.keep_reference``."""
+        self._validate(q, k)
+        vec, ref_vec = self.embed_query(q)
+        exclude: set[int] = set()
+        if not q.keep_reference:
+            if q.item_id is not None:
+                exclude.add(self.index.row_of[q.item_id])
+            elif ref_vec is not None:  # an uploaded copy of a catalog image
+                s, r = self.index.search(ref_vec, 1)
+                if len(r[0]) and s[0, 0] > 1 - 1e-5:
+                    exclude.add(int(r[0, 0]))
+        scores, rows = self.index.search(vec, k + len(exclude))
+        out = []
+        for s, r in zip(scores[0], rows[0], strict=True):
+            if r < 0 or int(r) in exclude:
+                continue
+            it = self.index.items[int(r)]
+            out.append(Result(len(out) + 1, it["id"], float(s), it["file"], it.get("text", ""),
+                              it.get("meta", {})))
+            if len(out) == k:
+                break
+        return out
 
     def unknown_words(self, text: str) -> list[str]:
-        from tgir.data.text import tokenize
-
         return [w for w in tokenize(text) if w not in self.vocab.stoi]
 
-    def grid(self, image: str | Path | bytes, text: str, hits: list[Hit], path: Path,
-             cell: int = 128) -> Path:
-        """Write a PNG: the query image and text, then the results with rank and score."""
-        ref = Image.fromarray(decode_image(image, self.size)).resize((cell, cell), Image.NEAREST)
+    def grid(self, q: Query, hits: list[Result], path: str | Path, cell: int = 128) -> Path:
+        """Write a PNG: the reference image and the text, then the results with rank and
+        score."""
         pad, head = 8, 18
         w = (len(hits) + 1) * (cell + pad) + pad
         canvas = Image.new("RGB", (w, cell + 2 * head + 2 * pad), (235, 235, 235))
         d = ImageDraw.Draw(canvas)
-        d.text((pad, pad), f"query: {text}"[: w // 6], fill=(0, 0, 0))
-        canvas.paste(ref, (pad, head + pad))
-        d.rectangle([pad - 2, head + pad - 2, pad + cell + 1, head + pad + cell + 1],
-                    outline=(30, 90, 200), width=2)
+        words = " ".join([f"+{x}" for x in q.plus] + [f"-{x}" for x in q.minus])
+        d.text((pad, pad), f"query: {q.text} {words}"[: w // 6], fill=(0, 0, 0))
+        if q.has_reference:
+            ref = Image.fromarray(self.reference_array(q)).resize((cell, cell), Image.NEAREST)
+            canvas.paste(ref, (pad, head + pad))
+            d.rectangle([pad - 2, head + pad - 2, pad + cell + 1, head + pad + cell + 1],
+                        outline=(30, 90, 200), width=2)
         for j, h in enumerate(hits, start=1):
             x = pad + j * (cell + pad)
-            im = Image.fromarray(self.gallery.images[h.index]).resize((cell, cell), Image.NEAREST)
+            im = Image.fromarray(decode_image(self.index.image_path(h.id), cell))
             canvas.paste(im, (x, head + pad))
             d.text((x, head + pad + cell + 3), f"#{h.rank} {h.id} {h.score:.2f}", fill=(0, 0, 0))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         canvas.save(path)
         return path
-
-
-__all__ = ["Searcher", "Hit"]

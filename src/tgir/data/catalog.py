@@ -1,0 +1,89 @@
+"""Catalogs: the items a search index holds (an image file, a text, metadata).
+
+A catalog is either a dataset directory tgir knows (css2d: one split's images, with a text that
+describes the scene) or any folder of images (every .png/.jpg/.jpeg/.webp/.bmp below it; an
+optional ``catalog.jsonl`` with ``{"file", "id"?, "text"?}`` lines names and describes them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tgir import TgirError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@dataclass
+class CatalogItem:
+    id: str
+    file: str  # relative to the catalog root
+    text: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def _css2d_items(root: Path, split: str) -> list[CatalogItem]:
+    from tgir.data import css2d
+
+    doc = css2d.read_annotations(root)
+    if split not in doc["splits"]:
+        raise TgirError(f"css2d at {root} has no split {split!r}")
+    items = []
+    for im in doc["splits"][split]["images"]:
+        objs = sorted(im["objects"], key=lambda o: o["cell"])
+        text = ", ".join(f"{css2d.position_word(tuple(o['cell']))} {o['size']} {o['color']} "
+                         f"{o['shape']}" for o in objs)
+        items.append(CatalogItem(Path(im["file"]).stem, im["file"], text,
+                                 {"label": im["label"], "split": split}))
+    return items
+
+
+def _folder_items(root: Path) -> list[CatalogItem]:
+    listing = root / "catalog.jsonl"
+    items: list[CatalogItem] = []
+    if listing.is_file():
+        for n, line in enumerate(listing.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                f = str(d["file"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise TgirError(f"{listing} line {n} is not a {{\"file\": ...}} object") from e
+            items.append(CatalogItem(str(d.get("id") or Path(f).with_suffix("").as_posix()
+                                         .replace("/", "__")), f, str(d.get("text", "")),
+                                     {k: v for k, v in d.items()
+                                      if k not in ("id", "file", "text")}))
+    else:
+        for p in sorted(root.rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                rel = p.relative_to(root).as_posix()
+                items.append(CatalogItem(Path(rel).with_suffix("").as_posix().replace("/", "__"),
+                                         rel))
+    return items
+
+
+def read_catalog(root: str | Path, split: str = "test") -> tuple[str, list[CatalogItem]]:
+    """(kind, items) of the catalog at ``root``; ``split`` picks a dataset's split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TgirError(f"catalog directory not found: {root}")
+    if (root / "css2d.json").is_file():
+        kind, items = "css2d", _css2d_items(root, split)
+    else:
+        kind, items = "folder", _folder_items(root)
+    if not items:
+        raise TgirError(f"no images found in catalog {root}")
+    seen: set[str] = set()
+    for it in items:
+        if it.id in seen:
+            raise TgirError(f"catalog {root} has the id {it.id!r} twice")
+        seen.add(it.id)
+        f = (root / it.file).resolve()
+        if not f.is_relative_to(root.resolve()):
+            raise TgirError(f"catalog item {it.id!r} points outside the catalog: {it.file}")
+        if not f.is_file():
+            raise TgirError(f"catalog image not found: {root / it.file}")
+    return kind, items

@@ -1,0 +1,209 @@
+"""A persistent FAISS index of a catalog embedded by a trained model.
+
+Index directory::
+
+    manifest.json   format, model (run dir, name, sha256 of model.safetensors, dim), metric,
+                    kind + parameters, count, created / updated, catalog (root, kind, split)
+    index.faiss     the FAISS index over L2-normalised embeddings (inner product = cosine)
+    items.jsonl     one {"id", "file", "text", "meta"} per row, in index order
+
+Every write goes to a temporary sibling directory that is renamed into place, so a crash or a
+kill while indexing leaves the previous index intact and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tgir import TgirError
+from tgir.data.catalog import CatalogItem, read_catalog
+from tgir.data.images import decode_image, to_tensor_batch
+from tgir.models.checkpoint import file_sha256
+
+FORMAT, VERSION = "tgir-index", 1
+KINDS = ("flat", "ivf", "hnsw")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def make_faiss(kind: str, dim: int, vectors: np.ndarray, params: dict
+               ) -> tuple[faiss.Index, dict]:
+    """Create (and train, for IVF) an inner-product index of ``kind``; returns it + params."""
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim), {}
+    if kind == "ivf":
+        n = len(vectors)
+        nlist = int(params.get("nlist") or max(1, min(int(4 * np.sqrt(n)), n // 39)))
+        quant = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = int(params.get("nprobe") or min(nlist, 16))
+        return index, {"nlist": nlist, "nprobe": index.nprobe}
+    if kind == "hnsw":
+        m = int(params.get("m") or 32)
+        index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = int(params.get("ef_construction") or 80)
+        index.hnsw.efSearch = int(params.get("ef_search") or 64)
+        return index, {"m": m, "ef_construction": index.hnsw.efConstruction,
+                       "ef_search": index.hnsw.efSearch}
+    raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+@torch.no_grad()
+def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int = 128,
+                  progress: bool = True) -> np.ndarray:
+    """L2-normalised ``embed_target`` vectors of the catalog images, batched."""
+    dev = next(model.parameters()).device
+    out = []
+    for i in tqdm(range(0, len(items), batch_size), desc="embed catalog", disable=not progress,
+                  mininterval=1.0):
+        imgs = np.stack([decode_image(root / it.file, model.image_size)
+                         for it in items[i:i + batch_size]])
+        out.append(model.embed_target(to_tensor_batch(imgs).to(dev)).float().cpu().numpy())
+    vecs = np.concatenate(out).astype(np.float32)
+    return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+def _write_dir(out: Path, index: faiss.Index, items: list[dict], manifest: dict) -> None:
+    """Write an index directory atomically: temp sibling dir, then rename into place."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        with open(tmp / "items.jsonl", "w") as f:
+            for it in items:
+                f.write(json.dumps(it) + "\n")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
+                split: str = "test", params: dict | None = None, progress: bool = True,
+                device: str = "auto") -> Path:
+    """Embed every catalog image with the run's model and write an index directory."""
+    from tgir.engine.device import pick_device
+    from tgir.models.checkpoint import load_run
+
+    if kind not in KINDS:
+        raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    run, root = Path(run_dir).resolve(), Path(catalog).resolve()
+    cfg, _, model = load_run(run, pick_device(device))
+    cat_kind, items = read_catalog(root, split)
+    vecs = embed_catalog(model, root, items, progress=progress)
+    index, used = make_faiss(kind, vecs.shape[1], vecs, params or {})
+    index.add(vecs)
+    manifest = {
+        "format": FORMAT, "version": VERSION,
+        "model": {"run_dir": str(run), "name": cfg.model["name"],
+                  "sha256": file_sha256(run / "model.safetensors"), "dim": int(vecs.shape[1]),
+                  "image_size": model.image_size},
+        "metric": "cosine (inner product of l2-normalised vectors)",
+        "kind": kind, "params": used, "count": len(items),
+        "catalog": {"root": str(root), "kind": cat_kind, "split": split},
+        "created": _now(), "updated": _now(),
+    }
+    _write_dir(Path(out), index, [asdict(it) for it in items], manifest)
+    return Path(out)
+
+
+class Index:
+    """A loaded index directory: FAISS index, items and manifest."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        mpath = self.path / "manifest.json"
+        if not mpath.is_file():
+            raise TgirError(f"no index at {self.path} (manifest.json missing; build one with "
+                            f"tgir index RUN_DIR --catalog DATA --out {self.path})")
+        try:
+            self.manifest = json.loads(mpath.read_text())
+            self.items = [json.loads(x) for x in
+                          (self.path / "items.jsonl").read_text().splitlines() if x]
+            self.faiss = faiss.read_index(str(self.path / "index.faiss"))
+        except (json.JSONDecodeError, OSError, RuntimeError) as e:
+            raise TgirError(f"index {self.path} is corrupt: {e}") from e
+        if self.manifest.get("format") != FORMAT:
+            raise TgirError(f"{mpath} is not a tgir index manifest")
+        if not (self.faiss.ntotal == len(self.items) == self.manifest["count"]):
+            raise TgirError(f"index {self.path} is inconsistent: {self.faiss.ntotal} vectors, "
+                            f"{len(self.items)} items, manifest says {self.manifest['count']}")
+        self.row_of = {it["id"]: i for i, it in enumerate(self.items)}
+        self.root = Path(self.manifest["catalog"]["root"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["model"]["dim"])
+
+    def check_model(self, run_dir: str | Path, dim: int) -> None:
+        """Refuse a model other than the one that embedded the catalog."""
+        m = self.manifest["model"]
+        if dim != m["dim"]:
+            raise TgirError(f"index {self.path} holds {m['dim']}-d vectors but the model in "
+                            f"{run_dir} embeds to {dim}-d: rebuild the index for this model")
+        digest = file_sha256(Path(run_dir) / "model.safetensors")
+        if digest != m["sha256"]:
+            raise TgirError(f"index {self.path} was built with another model (checksum "
+                            f"{m['sha256'][:12]}, {run_dir} has {digest[:12]}): rebuild it "
+                            f"with tgir index")
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        return self.faiss.search(q, min(k, self.faiss.ntotal))
+
+    def image_path(self, item_id: str) -> Path:
+        """The file of a catalog item, resolved from the index's own items only."""
+        row = self.row_of.get(item_id)
+        if row is None:
+            raise KeyError(item_id)
+        p = (self.root / self.items[row]["file"]).resolve()
+        if not p.is_relative_to(self.root.resolve()):
+            raise KeyError(item_id)
+        return p
+
+
+def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path | None = None,
+                 split: str | None = None, progress: bool = True, device: str = "auto") -> int:
+    """Embed the catalog items the index does not hold yet and append them (no rebuild).
+    Returns how many were added."""
+    from tgir.engine.device import pick_device
+    from tgir.models.checkpoint import load_run
+
+    idx = Index(index_dir)
+    run = Path(run_dir).resolve()
+    _, _, model = load_run(run, pick_device(device))
+    idx.check_model(run, idx.dim)
+    root = Path(catalog).resolve() if catalog else idx.root
+    if root != idx.root:
+        raise TgirError(f"--add takes items from the index's own catalog {idx.root}, not {root}")
+    _, items = read_catalog(root, split or idx.manifest["catalog"]["split"])
+    new = [it for it in items if it.id not in idx.row_of]
+    if new:
+        vecs = embed_catalog(model, root, new, progress=progress)
+        idx.faiss.add(vecs)
+        manifest = {**idx.manifest, "count": idx.faiss.ntotal, "updated": _now()}
+        _write_dir(idx.path, idx.faiss, idx.items + [asdict(it) for it in new], manifest)
+    return len(new)

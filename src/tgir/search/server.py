@@ -1,0 +1,156 @@
+"""HTTP API and web page over an index (FastAPI).
+
+``POST /search`` (multipart: ``image`` upload or ``item_id``, ``text``, ``k``, ``plus``,
+``minus``, ``keep_reference``; or the same fields as a JSON object), ``GET /items`` (browse /
+random), ``GET /items/{id}``, ``GET /items/{id}/image`` (files come from the index's own
+catalog, looked up by id: no path from a request reaches the file system), ``GET /health``,
+and the page at ``/``. Every bad input is a 4xx with ``{"detail": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+from tgir import TgirError
+from tgir.search.searcher import Query, Searcher
+
+WEB = Path(__file__).parent / "web"
+MAX_SERVER_PIXELS = 25_000_000  # a 50-megapixel upload is refused before decoding
+
+
+def _words(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [w for w in str(value).replace(",", " ").split() if w]
+
+
+def _int(value, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as e:
+        raise HTTPException(422, f"{name} must be an integer") from e
+
+
+def _bool(value) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
+               max_upload_bytes: int = 10 * 1024 * 1024, device: str = "auto") -> FastAPI:
+    from tgir.search.index import Index
+
+    index_dir = Path(index_dir)
+    run = run_dir or Index(index_dir).manifest["model"]["run_dir"]
+    searcher = Searcher(run, index_dir, device=device, progress=False,
+                        max_pixels=MAX_SERVER_PIXELS)
+    idx = searcher.index
+    app = FastAPI(title="tgir search", version="1",
+                  description="Text-guided image retrieval over one catalog index.")
+    app.state.searcher = searcher
+
+    def item_json(row: int) -> dict:
+        it = idx.items[row]
+        return {"id": it["id"], "text": it.get("text", ""), "meta": it.get("meta", {}),
+                "image": f"/items/{it['id']}/image"}
+
+    @app.exception_handler(TgirError)
+    async def _tgir_error(request: Request, exc: TgirError):
+        status = 404 if str(exc).startswith("unknown item id") else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/health")
+    def health() -> dict:
+        m = idx.manifest
+        return {"status": "ok", "items": m["count"], "model": m["model"]["name"],
+                "kind": m["kind"], "dim": m["model"]["dim"]}
+
+    @app.get("/items")
+    def items(offset: int = 0, limit: int = 24, shuffle: bool = False,
+              seed: int | None = None) -> dict:
+        if not 1 <= limit <= 200 or offset < 0:
+            raise HTTPException(422, "limit must be 1..200 and offset >= 0")
+        rows = list(range(len(idx.items)))
+        if shuffle:
+            random.Random(seed).shuffle(rows)
+        return {"total": len(rows), "items": [item_json(r) for r in rows[offset:offset + limit]]}
+
+    @app.get("/items/{item_id}")
+    def item(item_id: str) -> dict:
+        if item_id not in idx.row_of:
+            raise HTTPException(404, f"unknown item id {item_id!r}")
+        return item_json(idx.row_of[item_id])
+
+    @app.get("/items/{item_id}/image")
+    def item_image(item_id: str):
+        try:
+            return FileResponse(idx.image_path(item_id))
+        except KeyError:
+            raise HTTPException(404, f"unknown item id {item_id!r}") from None
+
+    @app.post("/search")
+    async def search(request: Request) -> dict:
+        ctype = request.headers.get("content-type", "")
+        image: bytes | None = None
+        if ctype.startswith("application/json"):
+            body = await request.body()
+            if len(body) > max_upload_bytes:
+                raise HTTPException(413, "request body too large")
+            try:
+                data = json.loads(body or b"null")
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise HTTPException(400, f"malformed JSON: {e}") from e
+            if not isinstance(data, dict):
+                raise HTTPException(400, "the JSON body must be an object")
+        elif ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            try:
+                form = await request.form(max_part_size=max_upload_bytes + 1)
+            except Exception as e:  # noqa: BLE001 - the multipart parser's own errors
+                raise HTTPException(400, f"malformed form data: {e}") from e
+            data = {k: v for k, v in form.items() if not hasattr(v, "read")}
+            upload = form.get("image")
+            if upload is not None and hasattr(upload, "read"):
+                image = await upload.read(max_upload_bytes + 1)
+                if len(image) > max_upload_bytes:
+                    raise HTTPException(413, f"image over the {max_upload_bytes} byte limit")
+                if not image:
+                    image = None
+        else:
+            raise HTTPException(415, "send multipart/form-data or application/json")
+        text = data.get("text") or ""
+        if not isinstance(text, str):
+            raise HTTPException(422, "text must be a string")
+        q = Query(text=text, image=image, item_id=data.get("item_id") or None,
+                  plus=_words(data.get("plus")), minus=_words(data.get("minus")),
+                  keep_reference=_bool(data.get("keep_reference", False)))
+        if q.item_id is not None and not isinstance(q.item_id, str):
+            raise HTTPException(422, "item_id must be a string")
+        k = _int(data.get("k"), "k", 10)
+        hits = searcher.search(q, k)
+        return {"query": {"text": q.text, "item_id": q.item_id, "plus": q.plus,
+                          "minus": q.minus, "uploaded": image is not None, "k": k},
+                "results": [{**asdict(h), "image": f"/items/{h.id}/image"} for h in hits]}
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return (WEB / "index.html").read_text()
+
+    return app
+
+
+def serve(index_dir: str | Path, run_dir: str | Path | None = None, host: str = "127.0.0.1",
+          port: int = 8000, max_upload_mb: float = 10.0) -> None:
+    import uvicorn
+
+    app = create_app(index_dir, run_dir, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
+    print(f"tgir: serving {index_dir} at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

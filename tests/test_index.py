@@ -1,0 +1,115 @@
+"""The persistent index: build / load / add, atomic writes, manifest checks."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tgir import TgirError, config
+from tgir.engine.train import train
+from tgir.search.index import Index, add_to_index, build_index
+from tgir.search.searcher import Query, Searcher
+
+from .conftest import tiny_train_config
+
+
+def test_build_load_search_round_trip(tiny_run, tiny_css2d, tmp_path):
+    out = build_index(tiny_run, tiny_css2d, tmp_path / "idx", progress=False)
+    idx = Index(out)
+    m = idx.manifest
+    assert m["count"] == len(idx.items) == idx.faiss.ntotal > 100
+    assert m["kind"] == "flat" and m["model"]["dim"] == 32 and len(m["model"]["sha256"]) == 64
+    assert {"created", "updated", "metric", "catalog"} <= set(m)
+    scores, rows = idx.search(np.random.default_rng(0).normal(size=(2, 32)), 5)
+    assert rows.shape == (2, 5) and np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_kinds_record_their_parameters(tiny_run, tiny_css2d, tmp_path, kind):
+    out = build_index(tiny_run, tiny_css2d, tmp_path / kind, kind=kind, progress=False)
+    m = Index(out).manifest
+    assert m["kind"] == kind and m["params"]
+    s = Searcher(tiny_run, out, progress=False)
+    assert len(s.search(Query(text="remove top-left small red circle",
+                              item_id=s.index.items[0]["id"]), 5)) == 5
+
+
+def _folder(tmp_path, n, start=0):
+    d = tmp_path / "folder"
+    d.mkdir(exist_ok=True)
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(d / f"p{i}.png")
+    return d
+
+
+def test_incremental_add_keeps_existing_rows(tiny_run, tmp_path):
+    cat = _folder(tmp_path, 6)
+    out = build_index(tiny_run, cat, tmp_path / "idx", progress=False)
+    before = Index(out)
+    v0 = before.faiss.reconstruct_n(0, 6)
+    _folder(tmp_path, 4, start=6)
+    assert add_to_index(tiny_run, out, progress=False) == 4
+    after = Index(out)
+    assert after.manifest["count"] == 10 and [it["id"] for it in after.items[:6]] == \
+        [it["id"] for it in before.items]
+    assert np.allclose(after.faiss.reconstruct_n(0, 6), v0)
+    assert add_to_index(tiny_run, out, progress=False) == 0  # nothing new
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import tgir.search.index as ix
+    where = sys.argv[4]
+    if where == "embed":
+        real = ix.embed_catalog
+        def embed(model, root, items, **kw):
+            real(model, root, items[:8], **kw)
+            os.kill(os.getpid(), signal.SIGKILL)
+        ix.embed_catalog = embed
+    else:
+        real = ix.faiss.write_index
+        def write(index, path):
+            real(index, path)
+            os.kill(os.getpid(), signal.SIGKILL)
+        ix.faiss.write_index = write
+    ix.build_index(sys.argv[1], sys.argv[2], sys.argv[3], progress=False)
+""")
+
+
+@pytest.mark.parametrize("where", ["embed", "write"])
+def test_killed_writer_leaves_the_old_index(tiny_run, tiny_css2d, tmp_path, where):
+    out = build_index(tiny_run, _folder(tmp_path, 5), tmp_path / "idx", progress=False)
+    before = (out / "items.jsonl").read_text()
+    r = subprocess.run([sys.executable, "-c", KILLER, str(tiny_run), str(tiny_css2d), str(out),
+                        where], capture_output=True, timeout=300)
+    assert r.returncode == -9, r.stderr.decode()[-2000:]
+    idx = Index(out)  # still loads, still the old one
+    assert (out / "items.jsonl").read_text() == before and idx.manifest["count"] == 5
+
+
+def test_manifest_mismatch_is_refused(tiny_run, tiny_css2d, tmp_path):
+    out = build_index(tiny_run, _folder(tmp_path, 3), tmp_path / "idx", progress=False)
+    other = tmp_path / "other"
+    train(config.from_dict(tiny_train_config(tiny_css2d, steps=3)), other, progress=False)
+    with pytest.raises(TgirError, match="built with another model"):
+        Searcher(other, out, progress=False)
+    wide = tmp_path / "wide"
+    train(config.from_dict(tiny_train_config(tiny_css2d, embed_dim=48, steps=2)), wide,
+          progress=False)
+    with pytest.raises(TgirError, match="holds 32-d vectors"):
+        Searcher(wide, out, progress=False)
+
+
+def test_corrupt_or_missing_index(tmp_path, tiny_run):
+    with pytest.raises(TgirError, match="no index"):
+        Searcher(tiny_run, tmp_path / "nothing", progress=False)
+    out = build_index(tiny_run, _folder(tmp_path, 3), tmp_path / "idx", progress=False)
+    (out / "items.jsonl").write_text('{"id": "p0", "file": "p0.png"}\n')
+    with pytest.raises(TgirError, match="inconsistent"):
+        Index(out)
+    shutil.rmtree(out)
