@@ -106,3 +106,21 @@ def test_retrain_into_finished_run_is_refused(trained_run, tiny_config, capsys):
     assert main(["train", str(tiny_config), "--out", str(trained_run), "-q"]) == 2
     _one_line_error(capsys, "not empty")
     assert _digest(trained_run) == before
+
+
+def test_search_by_item_with_words_and_index(trained_run, tiny_css2d, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    assert main(["index", str(trained_run), "--catalog", str(tiny_css2d), "--out", str(idx),
+                 "-q"]) == 0
+    assert "indexed" in capsys.readouterr().out
+    assert main(["search", str(trained_run), "--index", str(idx), "--item", "test_000003",
+                 "--text", "make", "--plus", "red", "-k", "4", "-q",
+                 "--grid", str(tmp_path / "g.png")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and all("test_000003 " not in x for x in lines[:4])
+    assert main(["search", str(trained_run), "--index", str(idx), "--item", "test_000003",
+                 "--text", "make", "--minus", "red", "-q"]) == 2
+    _one_line_error(capsys, "undesired words")
+    assert main(["search", str(trained_run), "--index", str(idx), "--item", "nope",
+                 "--text", "make red", "-q"]) == 2
+    _one_line_error(capsys, "unknown item id")

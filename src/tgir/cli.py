@@ -53,19 +53,15 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     print(f"wrote {Path(a.run_dir) / 'metrics.json'}")
 
 
-def _parse_words(words: list[str]) -> tuple[list[str], list[str]]:
-    plus, minus = [], []
-    for w in words:
-        for tok in w.replace(",", " ").split():
-            (minus if tok.startswith("-") else plus).append(tok.lstrip("+-"))
-    return [w for w in plus if w], [w for w in minus if w]
+def _words(values: list[str]) -> list[str]:
+    return [w for v in values for w in v.replace(",", " ").split()]
 
 
 def _cmd_search(a: argparse.Namespace) -> None:
     from tgir.data.images import decode_image
     from tgir.search.searcher import Query, Searcher
 
-    plus, minus = _parse_words(a.words)
+    plus, minus = _words(a.plus), _words(a.minus)
     if a.image is not None:
         decode_image(a.image)  # a missing or corrupt image fails before any model work
     q = Query(text=a.text, image=a.image, item_id=a.item, plus=plus, minus=minus,
@@ -183,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="search: reference image + modification text (+/- words)",
                        description="Compose a reference image (a file or a catalog item) with a "
-                       "modification text and optional +/- words, rank the catalog of an index "
-                       "(default: the run's evaluation split, indexed into RUN_DIR/index), "
+                       "modification text and optional --plus / --minus words, rank the "
+                       "catalog of an index (default: the run's evaluation split, indexed into "
+                       "RUN_DIR/index), "
                        "print the top-k ids with scores and write a PNG grid of the query and "
                        "the results. The reference item itself is left out unless "
                        "--keep-reference.")
@@ -192,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", default=None, help="reference image file")
     s.add_argument("--item", default=None, help="reference: a catalog item id instead")
     s.add_argument("--text", default="", help='modification, e.g. "make top-left red"')
-    s.add_argument("--words", nargs="*", default=[], metavar="[+-]WORD",
-                   help="desired (+word) and undesired (-word) words (seed 001)")
+    s.add_argument("--plus", nargs="*", default=[], metavar="WORD",
+                   help="desired words w+ (seed 001 refinement)")
+    s.add_argument("--minus", nargs="*", default=[], metavar="WORD",
+                   help="undesired words w- (for models with their own word arithmetic)")
     s.add_argument("--index", default=None, help="an index directory (tgir index)")
     s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     s.add_argument("--keep-reference", action="store_true",

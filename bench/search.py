@@ -1,0 +1,120 @@
+"""Search speed: FAISS flat vs a plain NumPy scan, and IVF / HNSW recall@10 vs exact.
+
+Prints ratios against the NumPy baseline measured in the same run (never asserted anywhere):
+
+    python bench/search.py                 # 100k and 1M x 512, ANN on 100k
+    python bench/search.py --sizes 20000 --ann-n 20000 --queries 256   # quick
+
+Vectors are clustered (a mixture of Gaussians, l2-normalised) like real embeddings, not
+uniform noise, which is a worst case for approximate indexes. Beside the flat figure it prints
+the memory-bandwidth bound of a brute-force scan: bytes scanned per query / measured copy
+bandwidth, the least time one query can take on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import faiss
+import numpy as np
+
+
+def clustered(n: int, d: int, rng: np.random.Generator, centers: int = 1000) -> np.ndarray:
+    c = rng.standard_normal((centers, d), dtype=np.float32)
+    x = c[rng.integers(0, centers, n)] + 0.6 * rng.standard_normal((n, d), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def numpy_topk(db: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    s = q @ db.T
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(part, np.argsort(-np.take_along_axis(s, part, 1), 1), 1)
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up
+    t = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t) / repeat
+
+
+def copy_bandwidth() -> float:
+    a = np.ones(64 * 1024 * 1024 // 4, dtype=np.float32)  # 64 MB
+    b = np.empty_like(a)
+    sec = timed(lambda: np.copyto(b, a), 5)
+    return 2 * a.nbytes / sec  # read + write
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth,
+                                                                         strict=True)]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--queries", type=int, default=256)
+    p.add_argument("--ann-n", type=int, default=100_000)
+    p.add_argument("--k", type=int, default=10)
+    a = p.parse_args()
+    rng = np.random.default_rng(0)
+    bw = copy_bandwidth()
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; measured copy "
+          f"bandwidth {bw / 1e9:.1f} GB/s")
+    for n in a.sizes:
+        db = clustered(n, a.dim, rng)
+        q = clustered(a.queries, a.dim, rng)
+        flat = faiss.IndexFlatIP(a.dim)
+        flat.add(db)
+        bound = db.nbytes / bw
+        print(f"\n== exact, {n:,} x {a.dim} float32 ({db.nbytes / 1e9:.2f} GB) ==")
+        print(f"bandwidth bound for one full scan: {1e3 * bound:.1f} ms/query")
+        for b in (1, a.queries):
+            qb = q[:b]
+            reps = 20 if b == 1 else 3
+            t_np = timed(lambda qb=qb, db=db: numpy_topk(db, qb, a.k), reps)
+            t_fs = timed(lambda qb=qb, ix=flat: ix.search(qb, a.k), reps)
+            print(f"batch {b:4d}: numpy {1e3 * t_np:8.1f} ms ({b / t_np:8.0f} QPS)   faiss flat "
+                  f"{1e3 * t_fs:8.1f} ms ({b / t_fs:8.0f} QPS)   speed-up x{t_np / t_fs:.2f}   "
+                  f"per-query / bandwidth bound x{(t_fs / b) / bound:.2f}")
+        assert np.array_equal(np.sort(flat.search(q[:8], a.k)[1], 1),
+                              np.sort(numpy_topk(db, q[:8], a.k), 1))
+        del db, flat
+
+    n = a.ann_n
+    db = clustered(n, a.dim, rng)
+    q = clustered(a.queries, a.dim, rng)
+    flat = faiss.IndexFlatIP(a.dim)
+    flat.add(db)
+    truth = flat.search(q, a.k)[1]
+    t_flat = timed(lambda: flat.search(q, a.k), 3)
+    print(f"\n== approximate, {n:,} x {a.dim}, recall@{a.k} vs exact (batch {a.queries}) ==")
+    print(f"flat: {a.queries / t_flat:8.0f} QPS, recall 1.000")
+    nlist = int(4 * np.sqrt(n))
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(a.dim), a.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    t0 = time.perf_counter()
+    ivf.train(db[: min(n, 50 * nlist)])
+    ivf.add(db)
+    print(f"ivf (nlist {nlist}) built in {time.perf_counter() - t0:.1f} s")
+    for nprobe in (4, 16, 64):
+        ivf.nprobe = nprobe
+        t = timed(lambda: ivf.search(q, a.k), 3)
+        print(f"  nprobe {nprobe:3d}: {a.queries / t:8.0f} QPS (x{t_flat / t:.1f} flat), "
+              f"recall {recall(ivf.search(q, a.k)[1], truth):.3f}")
+    hnsw = faiss.IndexHNSWFlat(a.dim, 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 80
+    t0 = time.perf_counter()
+    hnsw.add(db)
+    print(f"hnsw (M 32, efConstruction 80) built in {time.perf_counter() - t0:.1f} s")
+    for ef in (32, 64, 128):
+        hnsw.hnsw.efSearch = ef
+        t = timed(lambda: hnsw.search(q, a.k), 3)
+        print(f"  efSearch {ef:3d}: {a.queries / t:8.0f} QPS (x{t_flat / t:.1f} flat), "
+              f"recall {recall(hnsw.search(q, a.k)[1], truth):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""End to end in real headless Chromium: load the page, search, images render, click refines."""
+
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tiny_css2d, tmp_path_factory):
+    import uvicorn
+
+    from tgir.search.index import build_index
+    from tgir.search.server import create_app
+
+    idx = build_index(tiny_run, tiny_css2d, tmp_path_factory.mktemp("b") / "idx", progress=False)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(idx, tiny_run), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("Debian chromium + chromium-driver are not installed (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+              "--no-first-run", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,1000",
+              f"--user-data-dir={tmp_path_factory.mktemp('chrome')}"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield drv
+    drv.quit()
+
+
+def test_query_renders_images_and_click_refines(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(server + "/")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#catalog .card img")) > 0)
+    ref_before = browser.find_element(By.ID, "refinfo").text
+    assert ref_before.startswith("test_")
+    browser.find_element(By.ID, "text").send_keys("add small red circle to top-left")
+    browser.find_element(By.ID, "search").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .result img")) == 12)
+
+    def all_loaded(d):
+        return d.execute_script(
+            "return [...document.querySelectorAll('#results .result img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)")
+
+    wait.until(all_loaded)
+    browser.save_screenshot(str(tmp_path / "results.png"))
+    assert (tmp_path / "results.png").stat().st_size > 10_000
+    first = browser.find_elements(By.CSS_SELECTOR, "#results .result")[0]
+    first_id = first.find_element(By.TAG_NAME, "img").get_attribute("alt")
+    first.click()
+    wait.until(lambda d: d.find_element(By.ID, "refinfo").text.startswith(first_id))
+    wait.until(lambda d: first_id not in [
+        i.get_attribute("alt") for i in d.find_elements(By.CSS_SELECTOR, "#results .result img")]
+        and len(d.find_elements(By.CSS_SELECTOR, "#results .result img")) == 12)
+    wait.until(all_loaded)
+    assert browser.find_element(By.ID, "error").text == ""
+    browser.save_screenshot(str(tmp_path / "refined.png"))
