@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tgir-installed
 
-.PHONY: demo test setup browser clean
+.PHONY: demo test setup system-deps clean
 
 # torch first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build
 $(STAMP): pyproject.toml
@@ -15,20 +15,25 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(BIN)/tgir demo --no-serve
 
-# Debian's chromium + chromedriver for the end-to-end page test (installed when missing and
-# apt-get can run; otherwise that one test skips and says why)
-browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+# Debian packages the tests use: chromium + chromedriver (page test), the emoji font and
+# Unicode / CLDR data (emoji dataset), openclipart SVGs and cairo (clipart dataset).
+# Installed when missing and apt-get can run; otherwise the tests that need them skip.
+DEBS := chromium chromium-driver fonts-noto-color-emoji unicode-data unicode-cldr-core \
+        openclipart-svg libcairo2
+system-deps:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      chromium chromium-driver >/dev/null; \
-	  else echo "chromium not installed and not root: the browser test will skip"; fi; \
+	      $$missing >/dev/null; \
+	  else echo "missing Debian packages (tests that need them skip): $$missing"; fi; \
 	fi
 
-test: $(STAMP) browser
+test: $(STAMP) system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -q
 

@@ -15,8 +15,26 @@ from tgir import TgirError, __version__
 
 
 def _cmd_generate(a: argparse.Namespace) -> None:
-    if a.dataset != "css2d":
-        raise TgirError(f"cannot generate {a.dataset!r} yet (available: css2d)")
+    if a.dataset == "emoji":
+        from tgir.data import emoji
+
+        out = emoji.generate(Path(a.out), size=a.size or 128, seed=a.seed, limit=a.limit,
+                             progress=not a.quiet)
+        c = emoji.read_annotations(out)["counts"]
+        print(f"rendered {c['rendered']} of {c['entries']} emoji; skipped: "
+              f"{c['skipped'] or 'none'}; composed queries: {c['composed']}")
+        print(f"wrote {out}")
+        return
+    if a.dataset == "clipart":
+        from tgir.data import clipart
+
+        out = clipart.generate(Path(a.out), size=a.size or 128, limit=a.limit,
+                               progress=not a.quiet)
+        c = clipart.read_annotations(out)["counts"]
+        print(f"rendered {c['rendered']} of {c['svgs']} SVGs; skipped: "
+              f"{c['skipped'] or 'none'}; vocabulary {c['vocabulary']} words")
+        print(f"wrote {out}")
+        return
     from tgir.data import css2d
 
     out = css2d.generate(Path(a.out), a.scale, a.seed, progress=not a.quiet,
@@ -105,6 +123,14 @@ def _cmd_serve(a: argparse.Namespace) -> None:
           max_upload_mb=a.max_upload_mb)
 
 
+def _cmd_show(a: argparse.Namespace) -> None:
+    from tgir.data.sheet import contact_sheet
+
+    out = contact_sheet(Path(a.dataset_dir), Path(a.out) if a.out else None, n=a.n,
+                        seed=a.seed, split=a.split)
+    print(f"wrote {out}")
+
+
 def _cmd_demo(a: argparse.Namespace) -> None:
     from tgir.demo import run_demo
 
@@ -139,17 +165,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tgir {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="generate a benchmark dataset (css2d)",
-                       description="Generate css2d, TIRG's CSS benchmark re-created in 2D: "
-                       "scenes of objects on a 3x3 grid, add/remove/make modification texts, "
-                       "a train and a test split with held-out colour-shape compositions.")
-    g.add_argument("dataset", choices=["css2d"], help="what to generate")
+    g = sub.add_parser("generate", help="generate a dataset (css2d, emoji, clipart)",
+                       description="css2d: TIRG's CSS benchmark re-created in 2D (scenes of "
+                       "objects on a 3x3 grid, add/remove/make texts, held-out colour-shape "
+                       "compositions). emoji: Noto Color Emoji rendered from Debian's font "
+                       "with CLDR names, keywords, person attributes and composed / text / "
+                       "attribute benchmarks. clipart: Debian's openclipart SVGs rendered "
+                       "with their titles, keywords and categories.")
+    g.add_argument("dataset", choices=["css2d", "emoji", "clipart"], help="what to generate")
     g.add_argument("--out", required=True, help="output directory (replaced atomically)")
     g.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
                    help="demo: ~13k/6k images (minutes to train); paper: CSS size, ~19k "
                         "images and ~17k queries per split; tiny: for tests")
     g.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
-    g.add_argument("--size", type=int, default=None, help="image side in pixels (default 64)")
+    g.add_argument("--size", type=int, default=None,
+                   help="image side in pixels (css2d 64, emoji / clipart 128)")
+    g.add_argument("--limit", type=int, default=None,
+                   help="emoji / clipart: only the first N source entries (for a quick look)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.set_defaults(func=_cmd_generate)
 
@@ -236,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-upload-mb", type=float, default=10.0,
                    help="largest accepted upload in MB (10)")
     v.set_defaults(func=_cmd_serve)
+
+    h = sub.add_parser("show", help="write a contact sheet PNG of a dataset",
+                       description="Draw a grid of a dataset's images with their names or "
+                       "texts (and, for composed benchmarks, a few query -> target pairs) so a "
+                       "person can look at what was built.")
+    h.add_argument("dataset_dir", help="a directory written by tgir generate")
+    h.add_argument("--out", default=None, help="PNG path (default DATASET_DIR/contact_sheet.png)")
+    h.add_argument("-n", type=int, default=48, help="number of images (48)")
+    h.add_argument("--split", default="test", help="split to show (test)")
+    h.add_argument("--seed", type=int, default=0, help="which random images (0)")
+    h.set_defaults(func=_cmd_show)
 
     d = sub.add_parser("demo", help="generate css2d, train and evaluate every model",
                        description="The whole pipeline on this machine: generate css2d at demo "

@@ -1,7 +1,8 @@
 """Catalogs: the items a search index holds (an image file, a text, metadata).
 
 A catalog is either a dataset directory tgir knows (css2d: one split's images, with a text that
-describes the scene) or any folder of images (every .png/.jpg/.jpeg/.webp/.bmp below it; an
+describes the scene; emoji / clipart: one split's items, or "all", with their names / titles)
+or any folder of images (every .png/.jpg/.jpeg/.webp/.bmp below it; an
 optional ``catalog.jsonl`` with ``{"file", "id"?, "text"?}`` lines names and describes them).
 """
 
@@ -40,6 +41,24 @@ def _css2d_items(root: Path, split: str) -> list[CatalogItem]:
     return items
 
 
+def _annotated_items(root: Path, name: str, split: str) -> list[CatalogItem]:
+    """emoji / clipart items of ``split`` ("all" for every item)."""
+    if name == "emoji":
+        from tgir.data.emoji import read_annotations
+    else:
+        from tgir.data.clipart import read_annotations
+    doc = read_annotations(root)
+    out = []
+    for it in doc["items"]:
+        if split != "all" and it["split"] != split:
+            continue
+        text = it.get("name") or it.get("title", "")
+        meta = {k: it[k] for k in ("group", "subgroup", "keywords", "attributes", "categories",
+                                   "split") if k in it}
+        out.append(CatalogItem(it["id"], it["file"], text, meta))
+    return out
+
+
 def _folder_items(root: Path) -> list[CatalogItem]:
     listing = root / "catalog.jsonl"
     items: list[CatalogItem] = []
@@ -72,6 +91,10 @@ def read_catalog(root: str | Path, split: str = "test") -> tuple[str, list[Catal
         raise TgirError(f"catalog directory not found: {root}")
     if (root / "css2d.json").is_file():
         kind, items = "css2d", _css2d_items(root, split)
+    elif (root / "emoji.json").is_file():
+        kind, items = "emoji", _annotated_items(root, "emoji", split)
+    elif (root / "clipart.json").is_file():
+        kind, items = "clipart", _annotated_items(root, "clipart", split)
     else:
         kind, items = "folder", _folder_items(root)
     if not items:

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tgir import TgirError
-from tgir.data import css2d
+from tgir.data import css2d, emoji
 from tgir.data.formats import css
 from tgir.data.types import ComposedSplit
 
 _DATASETS: dict[str, Callable[..., ComposedSplit]] = {
     "css2d": css2d.load,
     "css": css.load,
+    "emoji": emoji.load,
 }
 
 
