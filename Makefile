@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: $(STAMP) system-deps
+demo: $(STAMP)
 	$(BIN)/tgir demo --no-serve
 
 # Debian packages the tests use: chromium + chromedriver (page test), the emoji font and

@@ -135,10 +135,12 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     from tgir.demo import run_demo
 
     steps_scale = a.steps_scale if a.steps_scale else (1.0 if a.scale == "demo" else 2.0)
-    workdir = Path(a.workdir) if a.workdir else Path("tgir-demo" if a.scale == "demo"
-                                                     else f"tgir-{a.scale}")
+    default_dir = ("tgir-demo" if a.dataset == "css2d" and a.scale == "demo" else
+                   f"tgir-{a.scale}" if a.dataset == "css2d" else f"tgir-{a.dataset}")
+    workdir = Path(a.workdir) if a.workdir else Path(default_dir)
     line = run_demo(workdir, models=a.models.split(","), scale=a.scale,
-                    steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet)
+                    steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet,
+                    dataset=a.dataset)
     print(json.dumps(line), flush=True)
     if not a.no_serve:
         from tgir.search.server import serve
@@ -285,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "scale, train MAAF, TIRG and the concat / image-only / text-only "
                        "baselines, evaluate them next to a copy-the-source baseline, and "
                        "print one JSON line with the results. Finished runs are reused.")
+    d.add_argument("--dataset", default="css2d", choices=["css2d", "emoji"],
+                   help="benchmark: css2d (default) or emoji composed queries")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],

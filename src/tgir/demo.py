@@ -32,7 +32,19 @@ def builtin_config(dataset: str, model: str) -> Path:
     return p
 
 
-def _ensure_data(root: Path, scale: str, progress: bool) -> None:
+def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
+    """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
+    if dataset == "emoji":
+        from tgir.data import emoji
+
+        try:
+            if emoji.read_annotations(root)["params"]["limit"] is None:
+                return
+        except TgirError:
+            pass
+        print(f"generating emoji in {root}", file=sys.stderr)
+        emoji.generate(root, progress=progress)
+        return
     try:
         doc = css2d.read_annotations(root)
         if doc.get("scale") == scale and doc["params"].get("seed") == 0:
@@ -75,19 +87,20 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
 
 
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
-             fresh: bool = False, progress: bool = True) -> dict:
-    """Generate css2d at ``scale``, train ``models`` from the built-in configs (their steps
-    times ``steps_scale``) into ``workdir/runs``, evaluate; returns the one-line summary."""
+             fresh: bool = False, progress: bool = True, dataset: str = "css2d") -> dict:
+    """Generate the benchmark (css2d at ``scale``, or emoji), train ``models`` from the
+    built-in configs (their steps times ``steps_scale``) into ``workdir/runs``, evaluate;
+    returns the one-line summary."""
     t0 = time.time()
-    root = workdir / "data" / f"css2d-{scale}"
-    _ensure_data(root, scale, progress)
-    train_data = build("css2d", root, "train")
-    test_data = build("css2d", root, "test")
+    root = workdir / "data" / (f"css2d-{scale}" if dataset == "css2d" else dataset)
+    _ensure_data(dataset, root, scale, progress)
+    image_size = config.load(builtin_config(dataset, models[0])).data.image_size
+    train_data = build(dataset, root, "train", image_size)
+    test_data = build(dataset, root, "test", image_size)
     results: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
     for m in models:
-        cfg = config.load(builtin_config("css2d", m),
-                          [f"data.root={root}"])
+        cfg = config.load(builtin_config(dataset, m), [f"data.root={root}"])
         cfg.train.steps = max(1, int(round(cfg.train.steps * steps_scale)))
         cfg.train.lr_milestones = [int(round(x * steps_scale)) for x in cfg.train.lr_milestones]
         run = workdir / "runs" / m
@@ -99,13 +112,14 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         print(f"{m}: {how}, R@1 {r['metrics']['R@1']:.3f} ({timings[m]:.0f} s)", file=sys.stderr)
     results["copy_source"] = copy_source_baseline(test_data)
     table = format_table(results)
-    print(f"css2d {scale} test split: {test_data.num_queries} queries, gallery "
+    label = f"{dataset} {scale}" if dataset == "css2d" else dataset
+    print(f"{label} test split: {test_data.num_queries} queries, gallery "
           f"{len(test_data.images)} images (source excluded)")
     print(table)
     example = _search_example(workdir, models, test_data)
     if example:
         print(f"example search: {example}")
-    key = "css2d" if scale == "demo" else f"css2d-{scale}"
+    key = dataset if dataset != "css2d" or scale == "demo" else f"css2d-{scale}"
     line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS} for m, r in results.items()},
             "seconds": round(time.time() - t0, 1)}
     (workdir / "results.json").write_text(json.dumps(

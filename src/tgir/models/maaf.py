@@ -94,9 +94,11 @@ class MAAF(ComposedModel):
         return [p(maps[lv]).flatten(2).transpose(1, 2) for p, lv in zip(self.proj, self.levels,
                                                                            strict=True)]
 
-    def fuse(self, img_tokens: list[torch.Tensor], txt_tokens: torch.Tensor | None,
-             txt_mask: torch.Tensor | None, keep: bool = False) -> torch.Tensor:
-        """Concatenate tokens, run the shared attention blocks, pool (RP / IT), normalise."""
+    def transform(self, img_tokens: list[torch.Tensor], txt_tokens: torch.Tensor | None,
+                  txt_mask: torch.Tensor | None, keep: bool = False
+                  ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Concatenate the tokens, run the shared attention blocks; returns the output tokens
+        split back into the image levels and the text (Psi = [psi_r, psi_m] of seed 003)."""
         parts = list(img_tokens)
         b = parts[0].shape[0]
         masks = [torch.ones(b, t.shape[1], dtype=torch.bool, device=t.device) for t in parts]
@@ -106,23 +108,34 @@ class MAAF(ComposedModel):
         x, mask = torch.cat(parts, 1), torch.cat(masks, 1)
         for blk in self.blocks:
             x = blk(x, mask, keep)
-        x = self.final_ln(x)
-        sizes = [t.shape[1] for t in parts]
-        chunks = list(torch.split(x, sizes, dim=1))
-        n_img = len(img_tokens)
+        chunks = list(torch.split(self.final_ln(x), [t.shape[1] for t in parts], dim=1))
+        if txt_tokens is None:
+            return chunks, None
+        return chunks[:-1], chunks[-1]
+
+    def pool(self, img_out: list[torch.Tensor], txt_out: torch.Tensor | None,
+             txt_mask: torch.Tensor | None) -> torch.Tensor:
+        """Resolution-wise pooling (RP) with the text tokens included (IT), then the scale."""
+        b = img_out[0].shape[0]
         if self.rp:
-            pooled = [c.mean(1) for c in chunks[:n_img]]
+            pooled = [c.mean(1) for c in img_out]
         else:
-            pooled = [torch.cat(chunks[:n_img], 1).mean(1)]
-        if txt_tokens is not None and self.it:
+            pooled = [torch.cat(img_out, 1).mean(1)]
+        if txt_out is not None and self.it:
             w = txt_mask.float()[..., None]
-            pooled.append((chunks[-1] * w).sum(1) / w.sum(1).clamp(min=1.0))
+            pooled.append((txt_out * w).sum(1) / w.sum(1).clamp(min=1.0))
             # an empty text contributes nothing: average only over present token types
-            present = torch.stack([torch.ones(b, device=x.device)] * (len(pooled) - 1)
+            present = torch.stack([torch.ones(b, device=txt_out.device)] * (len(pooled) - 1)
                                   + [(txt_mask.sum(1) > 0).float()], 1)
             stacked = torch.stack(pooled, 1)
             return self.norm((stacked * present[..., None]).sum(1) / present.sum(1, True))
         return self.norm(torch.stack(pooled, 1).mean(1))
+
+    def fuse(self, img_tokens: list[torch.Tensor], txt_tokens: torch.Tensor | None,
+             txt_mask: torch.Tensor | None, keep: bool = False) -> torch.Tensor:
+        """Concatenated self-attention, then pooling: the MAAF embedding."""
+        img_out, txt_out = self.transform(img_tokens, txt_tokens, txt_mask, keep)
+        return self.pool(img_out, txt_out, txt_mask)
 
     def compose(self, images, ids, lengths):
         t = self.encode_text(ids, lengths)

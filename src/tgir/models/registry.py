@@ -6,11 +6,13 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.baselines import Concat, ImageOnly, TextOnly
+from tgir.models.hffca import HFFCA
 from tgir.models.maaf import MAAF
 from tgir.models.tirg import TIRG
 
 _MODELS: dict[str, type[nn.Module]] = {
     "maaf": MAAF,
+    "hffca": HFFCA,
     "tirg": TIRG,
     "concat": Concat,
     "image_only": ImageOnly,

@@ -1,0 +1,102 @@
+"""hffca (seed 003): shapes of each equation, normalisations, switches, the captioner."""
+
+import pytest
+import torch
+
+from tgir.models import create_model
+from tgir.models.hffca import CGPWeights, MCFDirection
+
+VOCAB, D = 30, 32
+ENC = {"widths": [8, 16, 32, 64]}  # 8x8 + 4x4 = 80 image tokens at 64 px
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return create_model("hffca", vocab_size=VOCAB, embed_dim=D, word_dim=16,
+                        image_encoder_cfg=ENC, dropout=0.0, **kw)
+
+
+def _batch(b=4):
+    g = torch.Generator().manual_seed(1)
+    return {"source": torch.rand(b, 3, 64, 64, generator=g),
+            "target": torch.rand(b, 3, 64, 64, generator=g),
+            "ids": torch.randint(2, VOCAB, (b, 6), generator=g),
+            "lengths": torch.tensor([6, 3, 1, 4][:b]), "target_label": torch.arange(b)}
+
+
+def test_mcf_shapes_and_softmax_over_image_positions():
+    mcf = MCFDirection(D, 10)
+    own, other = torch.randn(2, 10, D), torch.randn(2, 5, D)
+    own_mask = torch.ones(2, 10, dtype=torch.bool)
+    other_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    out = mcf(own, other, own_mask, other_mask)
+    assert out.shape == (2, 10, D)
+    m = mcf.last_map  # (B, N, L)
+    assert torch.allclose(m[0, :, :3].sum(0), torch.ones(3), atol=1e-5)  # eq. 5: over N
+    assert torch.all(m[0, :, 3:] == 0)  # padded words take no part
+    # a padded word's feature has no influence on the output
+    other2 = other.clone()
+    other2[0, 3:] = 99.0
+    assert torch.allclose(out[0], mcf(own, other2, own_mask, other_mask)[0], atol=1e-5)
+
+
+def test_cgp_weights_positive_and_masked():
+    cgp = CGPWeights(D)
+    own, other = torch.randn(2, 7, D), torch.randn(2, 5, D)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3], dtype=torch.bool)
+    z = cgp(own, mask, other, torch.ones(2, 5, dtype=torch.bool))
+    assert z.shape == (2, 7) and torch.all(z[mask] > 0) and torch.all(z[~mask] == 0)
+    zt = CGPWeights(D, cross=False)(own, mask, None, None)
+    assert zt.shape == (2, 7) and torch.all(zt[mask] > 0)
+
+
+@pytest.mark.parametrize("mcf,cgp,rcc", [(m, c, r) for m in (0, 1) for c in (0, 1)
+                                         for r in (0, 1)])
+def test_all_ablation_rows_train(mcf, cgp, rcc):
+    m = _model(mcf=bool(mcf), cgp=bool(cgp), rcc=bool(rcc))
+    b = _batch()
+    out = m.loss(b)
+    assert torch.isfinite(out["loss"]) and ("l_rel" in out) == bool(rcc)
+    out["loss"].backward()
+    assert m.compose(b["source"], b["ids"], b["lengths"]).shape == (4, D)
+    assert m.embed_target(b["target"]).shape == (4, D)
+
+
+def test_all_modules_off_is_exactly_the_maaf_baseline():
+    h = _model(mcf=False, cgp=False, rcc=False).eval()
+    torch.manual_seed(0)
+    maaf = create_model("maaf", vocab_size=VOCAB, embed_dim=D, word_dim=16,
+                        image_encoder_cfg=ENC, dropout=0.0, levels=[-2, -1], blocks=1).eval()
+    maaf.load_state_dict(h.state_dict())
+    b = _batch()
+    assert torch.equal(h.compose(b["source"], b["ids"], b["lengths"]),
+                       maaf.compose(b["source"], b["ids"], b["lengths"]))
+    assert torch.equal(h.embed_target(b["target"]), maaf.embed_target(b["target"]))
+    assert torch.equal(h.loss(b)["loss"], maaf.loss(b)["loss"])
+
+
+def test_captioner_overfits_one_batch():
+    m = _model()
+    b = _batch()
+    with torch.no_grad():
+        psi_t = torch.cat(m.target_tokens(b["target"]), 1)
+        psi_r = torch.cat(m.target_tokens(b["source"]), 1)
+    opt = torch.optim.Adam(m.captioner.parameters(), 3e-3)
+    first = None
+    for _ in range(60):
+        loss = m.captioner.loss(psi_t, psi_r, b["ids"], b["lengths"])
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+
+
+def test_saved_weights_load_into_a_fresh_model():
+    a, b = _model(), _model()
+    b.load_state_dict(a.state_dict())
+    x = _batch()
+    a.eval()
+    b.eval()
+    assert torch.equal(a.compose(x["source"], x["ids"], x["lengths"]),
+                       b.compose(x["source"], x["ids"], x["lengths"]))
