@@ -100,3 +100,24 @@ def test_saved_weights_load_into_a_fresh_model():
     b.eval()
     assert torch.equal(a.compose(x["source"], x["ids"], x["lengths"]),
                        b.compose(x["source"], x["ids"], x["lengths"]))
+
+
+def test_ablate_command_runs_every_row(tiny_css2d, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from tgir.cli import main
+
+    cfg = tmp_path / "h.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"name": "css2d", "root": str(tiny_css2d)},
+        "model": {"name": "hffca", "embed_dim": 16, "word_dim": 8, "image_encoder_cfg": ENC},
+        "train": {"steps": 2, "batch_size": 8, "log_every": 1}}))
+    assert main(["ablate", str(cfg), "--out", str(tmp_path / "ab"), "--seeds", "0", "1",
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("±") == 8 * 3 and "+MCF+CGP+RCC" in out
+    summary = json.loads((tmp_path / "ab" / "ablation.json").read_text())["summary"]
+    assert list(summary) == ["baseline", "+RCC", "+CGP", "+CGP+RCC", "+MCF", "+MCF+RCC",
+                             "+MCF+CGP", "+MCF+CGP+RCC"]
