@@ -35,3 +35,21 @@ def tiny_run(tiny_css2d, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "maaf"
     train(config.from_dict(tiny_train_config(tiny_css2d)), run, progress=False)
     return run
+
+
+RELIABILITY = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def reliability(request):
+    """Counters the reliability tests fill; printed as one summary line at the end."""
+    stats = request.config.stash.setdefault(
+        RELIABILITY, {"inputs tried": 0, "faults injected": 0, "5xx seen": 0, "data lost": 0})
+    return stats
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    stats = config.stash.get(RELIABILITY, None)
+    if stats:
+        terminalreporter.write_line("reliability: " + ", ".join(f"{k} {v}"
+                                                                for k, v in stats.items()))

@@ -40,7 +40,11 @@ def decode_image(source: str | Path | bytes, size: int | None = None,
                 raise TgirError(f"image too large ({im.width}x{im.height}): {what}")
             im.load()  # decode now: a truncated file fails here, not later
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "P"):
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / int / float grey
+                a = np.asarray(im, dtype=np.float64)
+                hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+                im = Image.fromarray(np.clip(a / hi * 255.0, 0, 255).astype(np.uint8), "L")
+            if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im)

@@ -12,12 +12,15 @@ import numpy as np
 
 from tgir import TgirError
 
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+# words of any script (letters / digits, inner hyphens and apostrophes kept) or a single
+# pictographic symbol; punctuation separates
+_WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*|[\u2600-\u27bf\U0001f000-\U0001faff]")
 PAD, UNK = "<pad>", "<unk>"
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words; hyphenated position words such as ``top-left`` stay one token."""
+    """Lower-case words of any script; hyphenated position words such as ``top-left`` stay one
+    token; an emoji is a token of its own. Words not in a vocabulary map to ``<unk>``."""
     return _WORD.findall(text.lower())
 
 

@@ -148,6 +148,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                         f"{tc.batch_size}")
 
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob(".*.safetensors.*"), *out.glob("checkpoints/.*.safetensors.*")]:
+        stale.unlink()  # temp files of a writer that was killed; the real files are intact
     if resume:
         vocab = Vocabulary.load(out / "vocab.json")
     else:

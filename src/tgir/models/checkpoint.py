@@ -23,7 +23,8 @@ from tgir.models.registry import create_model
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None
                 ) -> None:
-    """Write safetensors to a temp file in the same directory, then rename over ``path``."""
+    """Write safetensors to a temp file in the same directory, fsync it, then rename over
+    ``path``: a kill or a full disk never leaves a half-written file where a good one was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -31,7 +32,13 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | N
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp,
                   metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise TgirError(f"cannot write {path}: {e.strerror or e} (the previous file, if any, "
+                        f"is intact)") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

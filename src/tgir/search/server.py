@@ -68,6 +68,13 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         status = 404 if str(exc).startswith("unknown item id") else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        import logging
+
+        logging.getLogger("tgir.server").exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
     @app.get("/health")
     def health() -> dict:
         m = idx.manifest

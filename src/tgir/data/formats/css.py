@@ -11,7 +11,8 @@ Every (from, to) pair of every mod is a query whose text is the mod's ``to_str``
 has no ``labels`` the label of an image is derived from its objects (identical scenes share one),
 which is what the duplicate-aware CSS protocol needs.
 
-The .npy is a pickle (the official format): only open files you trust.
+The .npy is a pickle (the official format); it is read with an allow-list unpickler
+(``tgir.data.safe_npy``), so a tampered file cannot run code.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from tgir import TgirError
 from tgir.data.images import load_images
+from tgir.data.safe_npy import load_object_npy
 from tgir.data.types import ComposedSplit
 
 NPY_NAME = "css_toy_dataset_novel2_small.dup.npy"
@@ -38,10 +40,9 @@ def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit
     npy = root / NPY_NAME
     if not npy.is_file():
         raise TgirError(f"CSS annotation file not found: {npy}")
-    try:
-        data = np.load(npy, allow_pickle=True, encoding="latin1").item()
-    except (OSError, ValueError, EOFError) as e:
-        raise TgirError(f"CSS annotation file {npy} is corrupt: {e}") from e
+    data = load_object_npy(npy)
+    if not isinstance(data, dict):
+        raise TgirError(f"CSS annotation file {npy} does not hold a dict of splits")
     if split not in data:
         raise TgirError(f"{npy} has no split {split!r} (has {sorted(data)})")
     d = data[split]
