@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from tgir import TgirError
+from tgir.data.store import atomic_dir, read_json_doc
 from tgir.data.text import tokenize
 
 SVG_ROOT = Path("/usr/share/openclipart/svg")
@@ -96,11 +95,9 @@ def generate(out: Path, size: int = 128, limit: int | None = None, seed: int = 0
     if limit:
         files = files[:limit]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     skipped: Counter = Counter()
     items: list[dict] = []
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "images").mkdir()
         for path, cats, data in tqdm(files, desc="clipart", disable=not progress,
                                      mininterval=1.0):
@@ -136,24 +133,8 @@ def generate(out: Path, size: int = 128, limit: int | None = None, seed: int = 0
                           "vocabulary": len(vocab)},
                "vocabulary": vocab, "items": items}
         (tmp / "clipart.json").write_text(json.dumps(doc, ensure_ascii=False))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def read_annotations(root: Path) -> dict:
-    path = Path(root) / "clipart.json"
-    if not path.is_file():
-        raise TgirError(f"clipart annotation file not found: {path} (create it with: tgir "
-                        f"generate clipart --out {root})")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TgirError(f"clipart annotation file {path} is corrupt: {e}") from e
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise TgirError(f"{path} is not a tgir-clipart v{VERSION} file; regenerate it")
-    return doc
+    return read_json_doc(root, "clipart.json", FORMAT, VERSION, "clipart")

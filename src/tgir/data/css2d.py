@@ -22,10 +22,7 @@ and held-out (colour, shape) compositions that never appear in train ("novel" sp
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from PIL import Image, ImageDraw
 
 from tgir import TgirError
 from tgir.data.images import load_images
+from tgir.data.store import atomic_dir, read_json_doc
 from tgir.data.types import ComposedSplit
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -286,9 +284,7 @@ def generate(out: Path, scale: str = "demo", seed: int = 0, progress: bool = Tru
     allowed_train = [c for c in comps if c not in params.holdout]
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "images").mkdir()
         splits = {
             "train": _gen_split("train", params.train_sources, params,
@@ -301,34 +297,11 @@ def generate(out: Path, scale: str = "demo", seed: int = 0, progress: bool = Tru
         doc = {"format": FORMAT, "version": VERSION, "scale": scale, "params": asdict(params),
                "splits": splits}
         (tmp / "css2d.json").write_text(json.dumps(doc, separators=(",", ":")))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def read_annotations(root: Path) -> dict:
-    path = Path(root) / "css2d.json"
-    if not path.is_file():
-        raise TgirError(f"css2d annotation file not found: {path} "
-                        f"(create it with: tgir generate css2d --out {root})")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise TgirError(f"css2d annotation file {path} is corrupt: {e}") from e
-    if doc.get("format") != FORMAT:
-        raise TgirError(f"{path} is not a tgir-css2d file (format={doc.get('format')!r})")
-    if doc.get("version") != VERSION:
-        raise TgirError(f"{path} has css2d version {doc.get('version')}, this tgir reads "
-                        f"{VERSION}; regenerate it")
-    return doc
+    return read_json_doc(root, "css2d.json", FORMAT, VERSION, "css2d")
 
 
 def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit:

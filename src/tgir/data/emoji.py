@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -34,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tgir import TgirError
 from tgir.data.images import load_images
+from tgir.data.store import atomic_dir, read_json_doc
 from tgir.data.types import ComposedSplit
 
 FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
@@ -195,11 +194,9 @@ def generate(out: Path, size: int = 128, seed: int = 0, test_fraction: float = 0
     keywords = cldr_keywords()
     renderer = _Renderer(size)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     skipped: Counter = Counter()
     items: list[dict] = []
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "images").mkdir()
         for e in tqdm(entries, desc="emoji", disable=not progress, mininterval=1.0):
             im = renderer.render(e["emoji"])
@@ -238,27 +235,11 @@ def generate(out: Path, size: int = 128, seed: int = 0, test_fraction: float = 0
                           "composed": {k: len(v) for k, v in composed.items()}},
                "items": items, "composed": composed}
         (tmp / "emoji.json").write_text(json.dumps(doc, ensure_ascii=False))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def read_annotations(root: Path) -> dict:
-    path = Path(root) / "emoji.json"
-    if not path.is_file():
-        raise TgirError(f"emoji annotation file not found: {path} (create it with: tgir "
-                        f"generate emoji --out {root})")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TgirError(f"emoji annotation file {path} is corrupt: {e}") from e
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise TgirError(f"{path} is not a tgir-emoji v{VERSION} file; regenerate it")
-    return doc
+    return read_json_doc(root, "emoji.json", FORMAT, VERSION, "emoji")
 
 
 def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit:

@@ -14,9 +14,6 @@ kill while indexing leaves the previous index intact and loadable.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +26,7 @@ from tqdm import tqdm
 from tgir import TgirError
 from tgir.data.catalog import CatalogItem, read_catalog
 from tgir.data.images import decode_image, to_tensor_batch
+from tgir.data.store import atomic_dir
 from tgir.models.checkpoint import file_sha256
 
 FORMAT, VERSION = "tgir-index", 1
@@ -79,25 +77,12 @@ def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int =
 
 def _write_dir(out: Path, index: faiss.Index, items: list[dict], manifest: dict) -> None:
     """Write an index directory atomically: temp sibling dir, then rename into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         faiss.write_index(index, str(tmp / "index.faiss"))
         with open(tmp / "items.jsonl", "w") as f:
             for it in items:
                 f.write(json.dumps(it) + "\n")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
