@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tgir demo --no-serve
+	$(BIN)/tgir demo
 
 # Debian packages the tests use: chromium + chromedriver (page test), the emoji font and
 # Unicode / CLDR data (emoji dataset), openclipart SVGs and cairo (clipart dataset).

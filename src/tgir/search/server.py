@@ -104,7 +104,23 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         except KeyError:
             raise HTTPException(404, f"unknown item id {item_id!r}") from None
 
-    @app.post("/search")
+    fields = {
+        "item_id": {"type": "string", "description": "reference: a catalog item id"},
+        "text": {"type": "string", "maxLength": 1000, "description": "modification text"},
+        "k": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+        "plus": {"type": "string", "description": "desired words, space separated"},
+        "minus": {"type": "string", "description": "undesired words, space separated"},
+        "keep_reference": {"type": "boolean", "default": False},
+    }
+    search_body = {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            **fields, "image": {"type": "string", "format": "binary",
+                                "description": "reference image upload"}}}},
+        "application/json": {"schema": {"type": "object", "properties": fields}},
+    }}}
+
+    @app.post("/search", openapi_extra=search_body,
+              summary="Search with a reference (upload or item id) and a modification text")
     async def search(request: Request) -> dict:
         ctype = request.headers.get("content-type", "")
         image: bytes | None = None
