@@ -177,6 +177,10 @@ def test_kill_9_during_training_then_resume_equals_straight(tiny_css2d, tmp_path
     kills = 0
     for attempt in range(6):
         resume = (run / "checkpoints" / "last.safetensors").is_file()
+        if not resume and run.exists():  # killed before its first checkpoint: start over
+            import shutil
+
+            shutil.rmtree(run)
         p = subprocess.Popen([sys.executable, "-c", TRAINER, str(tiny_css2d), str(run),
                               "1" if resume else "0"], cwd=root, env=env,
                              stderr=subprocess.PIPE)
