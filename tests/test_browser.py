@@ -83,10 +83,18 @@ def test_query_renders_images_and_click_refines(server, browser, tmp_path):
     first = browser.find_elements(By.CSS_SELECTOR, "#results .result")[0]
     first_id = first.find_element(By.TAG_NAME, "img").get_attribute("alt")
     first.click()
-    wait.until(lambda d: d.find_element(By.ID, "refinfo").text.startswith(first_id))
-    wait.until(lambda d: first_id not in [
-        i.get_attribute("alt") for i in d.find_elements(By.CSS_SELECTOR, "#results .result img")]
-        and len(d.find_elements(By.CSS_SELECTOR, "#results .result img")) == 12)
+
+    # read the page state in one script: the result list is re-rendered while we poll, and
+    # element handles kept across that re-render go stale
+    def result_alts(d):
+        return d.execute_script(
+            "return [...document.querySelectorAll('#results .result img')].map(i => i.alt)")
+
+    def refinfo(d):
+        return d.execute_script("return document.getElementById('refinfo').textContent")
+
+    wait.until(lambda d: refinfo(d).startswith(first_id))
+    wait.until(lambda d: (lambda alts: first_id not in alts and len(alts) == 12)(result_alts(d)))
     wait.until(all_loaded)
     assert browser.find_element(By.ID, "error").text == ""
     browser.save_screenshot(str(tmp_path / "refined.png"))
