@@ -141,29 +141,31 @@ def _cmd_show(a: argparse.Namespace) -> None:
 
 
 def _cmd_demo(a: argparse.Namespace) -> None:
-    from tgir.demo import run_demo
+    from tgir.demo import DEFAULT_MODELS, run_demo
 
     steps_scale = a.steps_scale if a.steps_scale else (1.0 if a.scale == "demo" else 2.0)
     default_dir = ("tgir-demo" if a.dataset == "css2d" and a.scale == "demo" else
                    f"tgir-{a.scale}" if a.dataset == "css2d" else f"tgir-{a.dataset}")
     workdir = Path(a.workdir) if a.workdir else Path(default_dir)
-    line = run_demo(workdir, models=a.models.split(","), scale=a.scale,
+    models = (a.models or DEFAULT_MODELS[a.dataset]).split(",")
+    line = run_demo(workdir, models=models, scale=a.scale,
                     steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet,
                     dataset=a.dataset)
     print(json.dumps(line), flush=True)
     if not a.no_serve:
         from tgir.search.server import serve
 
-        models = a.models.split(",")
         best = next((m for m in ("maaf", "tirg") if m in models), models[0])
         run = workdir / "runs" / best
         index = run / "index"
         if not (index / "manifest.json").is_file():
             from tgir import config
+            from tgir.data.catalog import catalog_split
             from tgir.search.index import build_index
 
             cfg = config.load(run / "config.yaml")
-            build_index(run, cfg.data.root, index, split=cfg.data.eval_split,
+            build_index(run, cfg.data.root, index,
+                        split=catalog_split(cfg.data.name, cfg.data.eval_split),
                         progress=not a.quiet)
         serve(index, run_dir=run, host=a.host, port=a.port)
 
@@ -310,16 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "scale, train MAAF, TIRG and the concat / image-only / text-only "
                        "baselines, evaluate them next to a copy-the-source baseline, and "
                        "print one JSON line with the results. Finished runs are reused.")
-    d.add_argument("--dataset", default="css2d", choices=["css2d", "emoji"],
-                   help="benchmark: css2d (default) or emoji composed queries")
+    d.add_argument("--dataset", default="css2d", choices=["css2d", "emoji", "emoji_attr"],
+                   help="benchmark: css2d (default), emoji composed queries, or emoji_attr "
+                        "(attribute set -> person emoji, zero-shot split; AIHM, seed 000)")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
                    help="css2d scale: demo (fits 15 CPU minutes), paper (CSS size, the "
                         "ordering of seed 004 Table 1; about an hour on 2 cores) or tiny (a "
                         "smoke run)")
-    d.add_argument("--models", default="maaf,tirg,concat,image_only,text_only",
-                   help="comma-separated models to train")
+    d.add_argument("--models", default=None,
+                   help="comma-separated models to train (default: maaf,tirg,concat,"
+                        "image_only,text_only; for emoji_attr: aihm,aihm4,attr_classifier)")
     d.add_argument("--steps-scale", type=float, default=None,
                    help="multiply every config's training steps (default 1 for demo, 2 for "
                         "paper; e.g. 0.05 for a smoke run)")

@@ -17,11 +17,15 @@ import yaml
 import tgir
 from tgir import TgirError, config
 from tgir.data import build, css2d
+from tgir.data.types import ComposedSplit
 from tgir.engine.train import train
 from tgir.eval.evaluate import copy_source_baseline, evaluate_run, evaluate_split, format_table
 
 CONFIG_DIR = Path(tgir.__file__).parent / "configs"
-REPORT_KS = ("R@1", "R@10", "R@50")
+REPORT_KS = ("R@1", "R@10", "R@50", "mAP")
+DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
+                  "emoji": "maaf,tirg,concat,image_only,text_only",
+                  "emoji_attr": "aihm,aihm4,attr_classifier"}
 
 
 def builtin_config(dataset: str, model: str) -> Path:
@@ -34,7 +38,7 @@ def builtin_config(dataset: str, model: str) -> Path:
 
 def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
     """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
-    if dataset == "emoji":
+    if dataset in ("emoji", "emoji_attr"):
         from tgir.data import emoji
 
         try:
@@ -78,7 +82,7 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
     from tgir.search.searcher import Query, Searcher
 
     name = next((m for m in ("maaf", "tirg") if m in models), None)
-    if name is None or test_data.num_queries == 0:
+    if name is None or not isinstance(test_data, ComposedSplit) or test_data.num_queries == 0:
         return None
     src = int(test_data.query_source[0])
     searcher = Searcher(workdir / "runs" / name, progress=False)
@@ -92,7 +96,7 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     built-in configs (their steps times ``steps_scale``) into ``workdir/runs``, evaluate;
     returns the one-line summary."""
     t0 = time.time()
-    root = workdir / "data" / (f"css2d-{scale}" if dataset == "css2d" else dataset)
+    root = workdir / "data" / (f"css2d-{scale}" if dataset == "css2d" else "emoji")
     _ensure_data(dataset, root, scale, progress)
     image_size = config.load(builtin_config(dataset, models[0])).data.image_size
     train_data = build(dataset, root, "train", image_size)
@@ -110,17 +114,22 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         timings[m] = round(time.time() - t, 1)
         results[m] = r["metrics"]
         print(f"{m}: {how}, R@1 {r['metrics']['R@1']:.3f} ({timings[m]:.0f} s)", file=sys.stderr)
-    results["copy_source"] = copy_source_baseline(test_data)
-    table = format_table(results)
     label = f"{dataset} {scale}" if dataset == "css2d" else dataset
-    print(f"{label} test split: {test_data.num_queries} queries, gallery "
-          f"{len(test_data.images)} images (source excluded)")
+    if isinstance(test_data, ComposedSplit):
+        results["copy_source"] = copy_source_baseline(test_data)
+        print(f"{label} test split: {test_data.num_queries} queries, gallery "
+              f"{len(test_data.images)} images (source excluded)")
+    else:
+        print(f"{label} zero-shot test split: {test_data.num_queries} attribute-combination "
+              f"queries (none seen in training), gallery {len(test_data.images)} images")
+    table = format_table(results)
     print(table)
     example = _search_example(workdir, models, test_data)
     if example:
         print(f"example search: {example}")
     key = dataset if dataset != "css2d" or scale == "demo" else f"css2d-{scale}"
-    line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS} for m, r in results.items()},
+    line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS if k in r}
+                  for m, r in results.items()},
             "seconds": round(time.time() - t0, 1)}
     (workdir / "results.json").write_text(json.dumps(
         {**line, "full": results, "train_seconds": timings}, indent=1))

@@ -41,8 +41,15 @@ def _css2d_items(root: Path, split: str) -> list[CatalogItem]:
     return items
 
 
+def catalog_split(dataset: str, split: str) -> str:
+    """The catalog split that holds a dataset's ``split``: the person emoji of the zero-shot
+    attribute split are ``attr-test`` / ``attr-train`` of the emoji catalog."""
+    return f"attr-{split}" if dataset == "emoji_attr" else split
+
+
 def _annotated_items(root: Path, name: str, split: str) -> list[CatalogItem]:
-    """emoji / clipart items of ``split`` ("all" for every item)."""
+    """emoji / clipart items of ``split`` ("all" for every item; for emoji, ``attr-test`` /
+    ``attr-train``: the person emoji of the zero-shot attribute split)."""
     if name == "emoji":
         from tgir.data.emoji import read_annotations
     else:
@@ -50,7 +57,10 @@ def _annotated_items(root: Path, name: str, split: str) -> list[CatalogItem]:
     doc = read_annotations(root)
     out = []
     for it in doc["items"]:
-        if split != "all" and it["split"] != split:
+        if split.startswith("attr-"):
+            if not it.get("attributes") or it.get("attr_split") != split[5:]:
+                continue
+        elif split != "all" and it["split"] != split:
             continue
         text = it.get("name") or it.get("title", "")
         meta = {k: it[k] for k in ("group", "subgroup", "keywords", "attributes", "categories",

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tgir import TgirError
 from tgir.data.images import load_images
 from tgir.data.store import atomic_dir, read_json_doc
-from tgir.data.types import ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit
 
 FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 EMOJI_TEST = Path("/usr/share/unicode/emoji/emoji-test.txt")
@@ -261,4 +261,38 @@ def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit
         query_target=np.array([row[x["target"]] for x in q], dtype=np.int64),
         image_ids=[it["id"] for it in items],
         meta={"dataset": "emoji", "root": str(root), "names": [it["name"] for it in items]},
+    )
+
+
+ATTRIBUTES = ("gender", "skin", "hair", "role")
+
+
+def attribute_schema(items: list[dict]) -> dict[str, list[str]]:
+    """Every value of every person attribute in the dataset (train and test), sorted, so the
+    schema is the same whichever split is loaded."""
+    return {a: sorted({it["attributes"][a] for it in items if it["attributes"]})
+            for a in ATTRIBUTES}
+
+
+def load_attributes(root: Path, split: str, image_size: int | None = None) -> AttributeSplit:
+    """Person emoji of the zero-shot attribute split (seed 000): no attribute combination of
+    ``test`` occurs in ``train``."""
+    root = Path(root)
+    doc = read_annotations(root)
+    if split not in ("train", "test"):
+        raise TgirError(f"emoji attributes at {root} have no split {split!r} (train, test)")
+    people = [it for it in doc["items"] if it["attributes"]]
+    schema = attribute_schema(people)
+    items = [it for it in people if it["attr_split"] == split]
+    index = {a: {v: i for i, v in enumerate(vals)} for a, vals in schema.items()}
+    return AttributeSplit(
+        name=f"emoji-attr-{split}",
+        images=load_images([root / it["file"] for it in items], image_size,
+                           desc=f"emoji people {split}"),
+        attributes=np.array([[index[a][it["attributes"][a]] for a in ATTRIBUTES]
+                             for it in items], dtype=np.int64).reshape(len(items), 4),
+        schema=schema,
+        image_ids=[it["id"] for it in items],
+        meta={"dataset": "emoji_attr", "root": str(root),
+              "names": [it["name"] for it in items]},
     )

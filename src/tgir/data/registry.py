@@ -8,12 +8,13 @@ from pathlib import Path
 from tgir import TgirError
 from tgir.data import css2d, emoji
 from tgir.data.formats import css
-from tgir.data.types import ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit
 
-_DATASETS: dict[str, Callable[..., ComposedSplit]] = {
+_DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit]] = {
     "css2d": css2d.load,
     "css": css.load,
     "emoji": emoji.load,
+    "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
 }
 
 
@@ -22,7 +23,7 @@ def names() -> list[str]:
 
 
 def build(name: str, root: str | Path, split: str, image_size: int | None = None
-          ) -> ComposedSplit:
+          ) -> ComposedSplit | AttributeSplit:
     """Load ``split`` of dataset ``name`` stored at ``root``."""
     if name not in _DATASETS:
         raise TgirError(f"unknown dataset {name!r}; known: {', '.join(names())}")

@@ -57,3 +57,56 @@ class ComposedSplit:
             image_ids=self.image_ids,
             meta=self.meta,
         )
+
+
+@dataclass
+class AttributeSplit:
+    """One split of an attribute-query benchmark (seed 000: attribute set -> image).
+
+    ``attributes`` is int (N, A): the value index of each of the A attributes of every image,
+    ``schema`` the attribute names and their value lists (index = value id). A query is a whole
+    attribute combination; the relevant images of a query are those whose attribute vector
+    equals it (AIHM protocol), so the queries of a split are its distinct combinations.
+    """
+
+    name: str
+    images: np.ndarray
+    attributes: np.ndarray
+    schema: dict[str, list[str]]
+    image_ids: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
+            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got "
+                             f"{self.images.dtype} {self.images.shape}")
+        a = np.asarray(self.attributes)
+        if a.ndim != 2 or len(a) != n or a.shape[1] != len(self.schema):
+            raise ValueError(f"{self.name}: attributes must be ({n}, {len(self.schema)}), got "
+                             f"{a.shape}")
+        for j, (attr, values) in enumerate(self.schema.items()):
+            if len(a) and (a[:, j].min() < 0 or a[:, j].max() >= len(values)):
+                raise ValueError(f"{self.name}: a value of {attr!r} is outside its "
+                                 f"{len(values)} values")
+        self.attributes = a.astype(np.int64)
+        if not self.image_ids:
+            self.image_ids = [f"{self.name}_{i:06d}" for i in range(n)]
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.queries())
+
+    def queries(self) -> np.ndarray:
+        """The distinct attribute combinations of the split (Q, A), in first-seen order."""
+        _, first = np.unique(self.attributes, axis=0, return_index=True)
+        return self.attributes[np.sort(first)]
+
+    def relevance(self, queries: np.ndarray) -> np.ndarray:
+        """bool (Q, N): image n is relevant to query q when its attributes equal q's."""
+        return (np.asarray(queries)[:, None, :] == self.attributes[None, :, :]).all(-1)
+
+    def subset(self, idx: np.ndarray, name: str | None = None) -> AttributeSplit:
+        return AttributeSplit(name=name or self.name, images=self.images[idx],
+                              attributes=self.attributes[idx], schema=self.schema,
+                              image_ids=[self.image_ids[i] for i in idx], meta=self.meta)

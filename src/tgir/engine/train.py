@@ -24,18 +24,28 @@ from tgir import TgirError, config
 from tgir.data import build
 from tgir.data.images import to_tensor_batch
 from tgir.data.text import Vocabulary
-from tgir.data.types import ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit
 from tgir.engine.device import pick_device
 from tgir.models import checkpoint as ckpt
 
-Validator = Callable[[torch.nn.Module, Vocabulary, ComposedSplit], dict[str, float]]
+Split = ComposedSplit | AttributeSplit
+Validator = Callable[[torch.nn.Module, Vocabulary, Split], dict[str, float]]
+Batcher = Callable[[np.random.Generator], dict[str, torch.Tensor]]
 
 
-def split_train_val(split: ComposedSplit, fraction: float, seed: int
-                    ) -> tuple[ComposedSplit, ComposedSplit | None]:
-    """Hold out whole source images (with all their queries) for validation."""
+def split_train_val(split: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """Hold out whole source images (with all their queries) for validation; for an
+    attribute split, whole attribute combinations (so validation is zero-shot like test)."""
     if fraction <= 0:
         return split, None
+    if isinstance(split, AttributeSplit):
+        combos = split.queries()
+        rng = np.random.default_rng([seed, 7])
+        n_val = max(1, int(round(fraction * len(combos))))
+        val = combos[rng.choice(len(combos), size=n_val, replace=False)]
+        is_val = (split.attributes[:, None, :] == val[None]).all(-1).any(1)
+        return (split.subset(np.flatnonzero(~is_val), f"{split.name}-train"),
+                split.subset(np.flatnonzero(is_val), f"{split.name}-val"))
     sources = np.unique(split.query_source)
     rng = np.random.default_rng([seed, 7])
     n_val = max(1, int(round(fraction * len(sources))))
@@ -65,6 +75,37 @@ def sample_batch(groups: list[np.ndarray], batch_size: int, per_source: int,
         picked.extend(rng.choice(pool, size=min(batch_size - len(picked), len(pool)),
                                  replace=False).tolist())
     return np.array(picked[:batch_size], dtype=np.int64)
+
+
+def composed_batcher(split: ComposedSplit, vocab: Vocabulary, tc: config.TrainConfig,
+                     device: torch.device) -> Batcher:
+    """Batches of (source, text, target) queries, TIRG's sampler (``sample_batch``)."""
+    ids_all, len_all = vocab.encode_batch(split.query_text)
+    groups = _source_groups(split)
+
+    def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        q = sample_batch(groups, tc.batch_size, tc.queries_per_source, rng)
+        tgt = split.query_target[q]
+        width = max(int(len_all[q].max()), 1)
+        return {
+            "source": to_tensor_batch(split.images[split.query_source[q]]).to(device),
+            "target": to_tensor_batch(split.images[tgt]).to(device),
+            "ids": torch.from_numpy(ids_all[q][:, :width]).to(device),
+            "lengths": torch.from_numpy(len_all[q]).to(device),
+            "target_label": torch.from_numpy(split.labels[tgt]).to(device),
+        }
+    return make
+
+
+def attribute_batcher(split: AttributeSplit, tc: config.TrainConfig, device: torch.device
+                      ) -> Batcher:
+    """Batches of (image, its attribute set); the model draws its own negatives."""
+    def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        i = rng.choice(len(split.images), size=min(tc.batch_size, len(split.images)),
+                       replace=False)
+        return {"images": to_tensor_batch(split.images[i]).to(device),
+                "attributes": torch.from_numpy(split.attributes[i]).to(device)}
+    return make
 
 
 def _lr_factor(tc: config.TrainConfig, step: int) -> float:
@@ -122,7 +163,7 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: config.Config) -> N
 
 def train(cfg: config.Config, out: str | Path, resume: bool = False,
           validate: Validator | None = None, progress: bool = True,
-          data: ComposedSplit | None = None, stop_at: int | None = None) -> dict:
+          data: Split | None = None, stop_at: int | None = None) -> dict:
     """Train ``cfg`` into ``out``; returns a summary (steps, seconds, last loss, val metrics).
 
     ``stop_at`` ends this call after that many steps with a checkpoint but no final model, as
@@ -142,10 +183,14 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     device = pick_device(tc.device)
     full = data if data is not None else build(cfg.data.name, cfg.data.root, "train",
                                                cfg.data.image_size)
+    attributes = isinstance(full, AttributeSplit)
+    if attributes:
+        cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
     train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
-    if train_split.num_queries < tc.batch_size:
-        raise TgirError(f"only {train_split.num_queries} training queries for batch size "
-                        f"{tc.batch_size}")
+    n_train = len(train_split.images) if attributes else train_split.num_queries
+    if n_train < tc.batch_size:
+        raise TgirError(f"only {n_train} training {'images' if attributes else 'queries'} for "
+                        f"batch size {tc.batch_size}")
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob(".*.safetensors.*"), *out.glob("checkpoints/.*.safetensors.*")]:
@@ -153,7 +198,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if resume:
         vocab = Vocabulary.load(out / "vocab.json")
     else:
-        vocab = Vocabulary.build(train_split.query_text)
+        vocab = Vocabulary.build([v for vals in full.schema.values() for v in vals]
+                                 if attributes else train_split.query_text)
         vocab.save(out / "vocab.json")
         config.dump(cfg, out / "config.yaml")
 
@@ -167,8 +213,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         _load_optim(opt, tensors, meta["optim"])
         start = int(meta["step"])
 
-    ids_all, len_all = vocab.encode_batch(train_split.query_text)
-    groups = _source_groups(train_split)
+    make_batch = (attribute_batcher(train_split, tc, device) if attributes
+                  else composed_batcher(train_split, vocab, tc, device))
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
     log_f = open(log_path, "w" if new_log else "a", newline="")
@@ -185,20 +231,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         for step in bar:
             rng = np.random.default_rng([tc.seed, step])
             torch.manual_seed(tc.seed * 1_000_003 + step)
-            q = sample_batch(groups, tc.batch_size, tc.queries_per_source, rng)
+            batch = make_batch(rng)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(tc, step)
-            tgt = train_split.query_target[q]
-            ids = ids_all[q]
-            width = max(int(len_all[q].max()), 1)
-            batch = {
-                "source": to_tensor_batch(train_split.images[train_split.query_source[q]]
-                                          ).to(device),
-                "target": to_tensor_batch(train_split.images[tgt]).to(device),
-                "ids": torch.from_numpy(ids[:, :width]).to(device),
-                "lengths": torch.from_numpy(len_all[q]).to(device),
-                "target_label": torch.from_numpy(train_split.labels[tgt]).to(device),
-            }
             loss = model.loss(batch)["loss"]
             if not math.isfinite(loss.item()):
                 raise TgirError(f"loss became {loss.item()} at step {step}: lower train.lr "
@@ -217,7 +252,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                 bar.set_postfix(loss=f"{mean:.3f}")
                 if val_now:
                     vs = val_split
-                    if vs.num_queries > tc.val_queries:
+                    if isinstance(vs, ComposedSplit) and vs.num_queries > tc.val_queries:
                         vs = vs.subset_queries(np.arange(tc.val_queries))
                     val_metrics = validate(model, vocab, vs)
                     model.train()

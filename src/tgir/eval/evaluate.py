@@ -16,10 +16,10 @@ import torch
 
 from tgir.data import build
 from tgir.data.text import Vocabulary
-from tgir.data.types import ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit
 from tgir.engine.device import pick_device
-from tgir.engine.features import embed_images, embed_queries
-from tgir.eval.metrics import DEFAULT_KS, recall_at_k, topk_excluding
+from tgir.engine.features import embed_attribute_sets, embed_images, embed_queries, score_all
+from tgir.eval.metrics import DEFAULT_KS, cmc_and_map, recall_at_k, topk_excluding
 from tgir.models.checkpoint import load_run
 
 
@@ -33,11 +33,26 @@ def rank(query_emb: np.ndarray, gallery_emb: np.ndarray, exclude: np.ndarray, k:
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 
-def evaluate_split(model: torch.nn.Module, vocab: Vocabulary, split: ComposedSplit,
-                   ks: tuple[int, ...] = DEFAULT_KS, gallery: str = "all",
-                   progress: bool = False) -> dict[str, float]:
+def evaluate_attribute_split(model: torch.nn.Module, split: AttributeSplit,
+                             ks: tuple[int, ...] = (1, 5, 10), progress: bool = False
+                             ) -> dict[str, float]:
+    """Attribute-query protocol (seed 000): every distinct attribute combination of the split
+    is a query, the gallery is every image of the split, an image is relevant when its
+    attribute vector equals the query's; R@1/5/10 (CMC) and mAP."""
+    g = embed_images(model, split.images, progress=progress)
+    queries = split.queries()
+    scores = score_all(model, embed_attribute_sets(model, queries), g, progress=progress)
+    return cmc_and_map(scores, split.relevance(queries), ks)
+
+
+def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
+                   split: ComposedSplit | AttributeSplit, ks: tuple[int, ...] = DEFAULT_KS,
+                   gallery: str = "all", progress: bool = False) -> dict[str, float]:
     """R@K of ``model`` on ``split``. ``gallery="all"``: every image of the split (test
-    protocol); ``"queries"``: only the images the queries use (cheap validation)."""
+    protocol); ``"queries"``: only the images the queries use (cheap validation). An
+    attribute split is scored by its own protocol (``evaluate_attribute_split``)."""
+    if isinstance(split, AttributeSplit):
+        return evaluate_attribute_split(model, split, progress=progress)
     if gallery == "queries":
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
     else:
@@ -85,7 +100,8 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool =
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
     """A plain text table: one row per method, one column per metric."""
-    cols = sorted({k for r in rows.values() for k in r}, key=lambda k: int(k.split("@")[1]))
+    cols = sorted({k for r in rows.values() for k in r},
+                  key=lambda k: (0, int(k.split("@")[1])) if "@" in k else (1, 0))
     width = max([len(n) for n in rows] + [6])
     lines = [f"{'method':<{width}}  " + "  ".join(f"{c:>6}" for c in cols)]
     for name, r in rows.items():

@@ -28,3 +28,31 @@ def recall_at_k(ranked_labels: np.ndarray, target_labels: np.ndarray,
     hit = ranked_labels == np.asarray(target_labels)[:, None]
     first = np.where(hit.any(1), hit.argmax(1), np.iinfo(np.int64).max)
     return {f"R@{k}": float(np.mean(first < k)) for k in ks if k <= ranked_labels.shape[1]}
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """AP of each row over the full ranking by ``scores`` (descending; ties broken by index).
+    ``relevant`` is bool with the same shape; a row without relevant items gets NaN."""
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rel = np.take_along_axis(np.asarray(relevant, dtype=bool), order, 1)
+    hits = np.cumsum(rel, axis=1)
+    ranks = np.arange(1, rel.shape[1] + 1)[None, :]
+    n_rel = rel.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_rel > 0, (rel * hits / ranks).sum(1) / n_rel, np.nan)
+
+
+def cmc_and_map(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)
+                ) -> dict[str, float]:
+    """R@K (share of queries with a relevant item in the top K, i.e. CMC) and mAP over the
+    queries that have at least one relevant item (AIHM / person-search protocol)."""
+    relevant = np.asarray(relevant, dtype=bool)
+    valid = relevant.any(1)
+    scores, relevant = np.asarray(scores)[valid], relevant[valid]
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable")
+    rel = np.take_along_axis(relevant, order, 1)
+    first = rel.argmax(1)
+    out = {f"R@{k}": float(np.mean(first < k)) for k in ks if k <= rel.shape[1]}
+    out["mAP"] = float(np.mean(average_precision(scores, relevant))) if len(rel) else 0.0
+    return out

@@ -144,3 +144,32 @@ class LSTMTextEncoder(nn.Module):
         sentence = h[-1].masked_fill(empty, 0.0)
         out = out * mask[..., None]
         return TextFeatures(out, mask, sentence)
+
+
+class FeatureCache:
+    """Pooled features of a *frozen* backbone, keyed by image content (a train-time
+    speed-up: a frozen backbone in eval mode gives the same feature for the same pixels, so
+    each training image goes through it once). Bounded; least recently used entries go."""
+
+    def __init__(self, max_items: int = 50_000):
+        from collections import OrderedDict
+
+        self.max_items = max_items
+        self.store: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    def __call__(self, fn, images: torch.Tensor) -> torch.Tensor:
+        import hashlib
+
+        host = images.detach().cpu().contiguous()
+        keys = [hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest() for x in host]
+        miss = [i for i, k in enumerate(keys) if k not in self.store]
+        if miss:
+            feats = fn(images[miss]).detach().cpu()
+            for i, f in zip(miss, feats, strict=True):
+                self.store[keys[i]] = f
+        for k in keys:
+            self.store.move_to_end(k)
+        out = torch.stack([self.store[k] for k in keys]).to(images.device)
+        while len(self.store) > self.max_items:
+            self.store.popitem(last=False)
+        return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from tgir import TgirError
+from tgir.models.aihm import AIHM
+from tgir.models.attr_classifier import AttributeClassifier
 from tgir.models.baselines import Concat, ImageOnly, TextOnly
 from tgir.models.hffca import HFFCA
 from tgir.models.maaf import MAAF
@@ -17,6 +19,8 @@ _MODELS: dict[str, type[nn.Module]] = {
     "concat": Concat,
     "image_only": ImageOnly,
     "text_only": TextOnly,
+    "aihm": AIHM,  # attribute set -> image (seed 000)
+    "attr_classifier": AttributeClassifier,
 }
 
 

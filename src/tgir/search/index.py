@@ -63,7 +63,9 @@ def make_faiss(kind: str, dim: int, vectors: np.ndarray, params: dict
 @torch.no_grad()
 def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int = 128,
                   progress: bool = True) -> np.ndarray:
-    """L2-normalised ``embed_target`` vectors of the catalog images, batched."""
+    """``embed_target`` vectors of the catalog images, batched; l2-normalised unless the model
+    scores raw vectors (``model.normalize_embeddings = False``: AIHM's matching head, the
+    attribute classifier's log-probabilities)."""
     dev = next(model.parameters()).device
     out = []
     for i in tqdm(range(0, len(items), batch_size), desc="embed catalog", disable=not progress,
@@ -72,6 +74,8 @@ def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int =
                          for it in items[i:i + batch_size]])
         out.append(model.embed_target(to_tensor_batch(imgs).to(dev)).float().cpu().numpy())
     vecs = np.concatenate(out).astype(np.float32)
+    if not getattr(model, "normalize_embeddings", True):
+        return vecs
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
 
@@ -96,6 +100,9 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
     run, root = Path(run_dir).resolve(), Path(catalog).resolve()
     cfg, _, model = load_run(run, pick_device(device))
+    if hasattr(model, "match") and kind != "flat":
+        raise TgirError(f"model {cfg.model['name']!r} scores every (query, image) pair with its "
+                        f"matching head, which needs the stored vectors: use --kind flat")
     cat_kind, items = read_catalog(root, split)
     vecs = embed_catalog(model, root, items, progress=progress)
     index, used = make_faiss(kind, vecs.shape[1], vecs, params or {})
@@ -105,7 +112,10 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "model": {"run_dir": str(run), "name": cfg.model["name"],
                   "sha256": file_sha256(run / "model.safetensors"), "dim": int(vecs.shape[1]),
                   "image_size": model.image_size},
-        "metric": "cosine (inner product of l2-normalised vectors)",
+        "metric": ("model matching head over stored vectors" if hasattr(model, "match") else
+                   "cosine (inner product of l2-normalised vectors)"
+                   if getattr(model, "normalize_embeddings", True) else "inner product"),
+        "normalized": bool(getattr(model, "normalize_embeddings", True)),
         "kind": kind, "params": used, "count": len(items),
         "catalog": {"root": str(root), "kind": cat_kind, "split": split},
         "created": _now(), "updated": _now(),
@@ -156,8 +166,17 @@ class Index:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        if self.manifest.get("normalized", True):
+            q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         return self.faiss.search(q, min(k, self.faiss.ntotal))
+
+    def vectors(self) -> np.ndarray:
+        """Every stored vector (N, D), for models that score pairs themselves."""
+        try:
+            return self.faiss.reconstruct_n(0, self.faiss.ntotal)
+        except RuntimeError as e:
+            raise TgirError(f"index {self.path} ({self.manifest['kind']}) cannot return its "
+                            f"vectors; rebuild it with --kind flat") from e
 
     def image_path(self, item_id: str) -> Path:
         """The file of a catalog item, resolved from the index's own items only."""

@@ -25,6 +25,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from tgir import TgirError
+from tgir.data.catalog import catalog_split
 from tgir.data.images import MAX_PIXELS, decode_image, to_tensor_batch
 from tgir.data.text import tokenize
 from tgir.engine.device import pick_device
@@ -79,6 +80,7 @@ class Searcher:
         self.index = Index(index_dir)
         dim = self._dim()
         self.index.check_model(self.run, dim)
+        self._vectors: torch.Tensor | None = None  # stored vectors, for models with match()
 
     def _dim(self) -> int:
         with torch.no_grad():
@@ -96,8 +98,9 @@ class Searcher:
                 same = False
             if same:
                 return path
-        return build_index(self.run, self.cfg.data.root, path, split=self.cfg.data.eval_split,
-                           progress=progress, device=str(self.device))
+        split = catalog_split(self.cfg.data.name, self.cfg.data.eval_split)
+        return build_index(self.run, self.cfg.data.root, path, split=split, progress=progress,
+                           device=str(self.device))
 
     # ------------------------------------------------------------------ queries
     def _validate(self, q: Query, k: int) -> None:
@@ -141,7 +144,8 @@ class Searcher:
             if not hasattr(m, "embed_attributes"):
                 raise TgirError(f"model {self.cfg.model['name']!r} does not answer attribute "
                                 f"queries (it needs a reference image and a text)")
-            return m.embed_attributes(q.attributes).float().cpu().numpy(), None
+            return m.embed_attributes(self.complete_attributes(q.attributes)
+                                      ).float().cpu().numpy(), None
         if not hasattr(m, "embed_text_query"):
             raise TgirError(f"model {self.cfg.model['name']!r} does not answer text-only "
                             f"queries: give a reference image (or item id) and a change")
@@ -164,7 +168,15 @@ class Searcher:
                 s, r = self.index.search(ref_vec, 1)
                 if len(r[0]) and s[0, 0] > 1 - 1e-5:
                     exclude.add(int(r[0, 0]))
-        scores, rows = self.index.search(vec, k + len(exclude))
+        if hasattr(self.model, "match"):  # the model's own pair scorer (AIHM's matching head)
+            if self._vectors is None:
+                self._vectors = torch.from_numpy(self.index.vectors()).to(self.device)
+            with torch.no_grad():
+                s_all = self.model.match(torch.from_numpy(vec).to(self.device), self._vectors)
+            top = torch.topk(s_all[0], min(k + len(exclude), s_all.shape[1]))
+            scores, rows = top.values.cpu().numpy()[None], top.indices.cpu().numpy()[None]
+        else:
+            scores, rows = self.index.search(vec, k + len(exclude))
         out = []
         for s, r in zip(scores[0], rows[0], strict=True):
             if r < 0 or int(r) in exclude:
@@ -174,6 +186,25 @@ class Searcher:
                               it.get("meta", {})))
             if len(out) == k:
                 break
+        return out
+
+    @property
+    def attribute_schema(self) -> dict[str, list[str]] | None:
+        """Attribute -> valid values, for attribute models (None otherwise)."""
+        return getattr(self.model, "schema", None)
+
+    def complete_attributes(self, attrs: dict[str, Any]) -> dict[str, str]:
+        """Fill attributes the query leaves out with their "none" value ("no particular skin
+        tone / hair / role"); an attribute without one must be given."""
+        schema = self.attribute_schema or {}
+        out = {str(k): str(v) for k, v in attrs.items()}
+        for a, values in schema.items():
+            if a not in out:
+                if "none" not in values:
+                    more = " ..." if len(values) > 30 else ""
+                    raise TgirError(f"the attribute query needs {a!r} (one of "
+                                    f"{', '.join(values[:30])}{more})")
+                out[a] = "none"
         return out
 
     def unknown_words(self, text: str) -> list[str]:

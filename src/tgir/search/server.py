@@ -1,7 +1,8 @@
 """HTTP API and web page over an index (FastAPI).
 
 ``POST /search`` (multipart: ``image`` upload or ``item_id``, ``text``, ``k``, ``plus``,
-``minus``, ``keep_reference``; or the same fields as a JSON object), ``GET /items`` (browse /
+``minus``, ``keep_reference``, ``attributes``; or the same fields as a JSON object),
+``GET /schema`` (an attribute model's attributes and values), ``GET /items`` (browse /
 random), ``GET /items/{id}``, ``GET /items/{id}/image`` (files come from the index's own
 catalog, looked up by id: no path from a request reaches the file system), ``GET /health``,
 and the page at ``/``. Every bad input is a 4xx with ``{"detail": "..."}``.
@@ -30,6 +31,30 @@ def _words(value) -> list[str]:
     if isinstance(value, list):
         return [str(v).strip() for v in value if str(v).strip()]
     return [w for w in str(value).replace(",", " ").split() if w]
+
+
+def _attributes(value) -> dict[str, str] | None:
+    """An attribute set: a JSON object {attribute: value}, or (form field) the same object as
+    a JSON string or ``attribute=value`` pairs separated by ``;`` / ``,``."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise HTTPException(422, f"attributes is not a JSON object: {e}") from e
+        else:
+            pairs = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+            if not all("=" in p for p in pairs):
+                raise HTTPException(422, "attributes must be attribute=value pairs, e.g. "
+                                         "gender=woman; skin=dark")
+            value = dict(tuple(x.strip() for x in p.split("=", 1)) for p in pairs)
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise HTTPException(422, "attributes must map attribute names to string values")
+    return value
 
 
 def _int(value, name: str, default: int) -> int:
@@ -79,7 +104,13 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
     def health() -> dict:
         m = idx.manifest
         return {"status": "ok", "items": m["count"], "model": m["model"]["name"],
-                "kind": m["kind"], "dim": m["model"]["dim"]}
+                "kind": m["kind"], "dim": m["model"]["dim"],
+                "task": getattr(searcher.model, "task", "composed")}
+
+    @app.get("/schema")
+    def schema() -> dict:
+        """The attributes an attribute model answers, with their valid values (else null)."""
+        return {"attributes": searcher.attribute_schema}
 
     @app.get("/items")
     def items(offset: int = 0, limit: int = 24, shuffle: bool = False,
@@ -111,6 +142,10 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         "plus": {"type": "string", "description": "desired words, space separated"},
         "minus": {"type": "string", "description": "undesired words, space separated"},
         "keep_reference": {"type": "boolean", "default": False},
+        "attributes": {"description": "attribute query (attribute models): an object "
+                                      "{attribute: value}, or 'gender=woman; skin=dark'",
+                       "oneOf": [{"type": "object", "additionalProperties": {"type": "string"}},
+                                 {"type": "string"}]},
     }
     search_body = {"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
@@ -154,13 +189,16 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
             raise HTTPException(422, "text must be a string")
         q = Query(text=text, image=image, item_id=data.get("item_id") or None,
                   plus=_words(data.get("plus")), minus=_words(data.get("minus")),
-                  keep_reference=_bool(data.get("keep_reference", False)))
+                  keep_reference=_bool(data.get("keep_reference", False)),
+                  attributes=_attributes(data.get("attributes")))
         if q.item_id is not None and not isinstance(q.item_id, str):
             raise HTTPException(422, "item_id must be a string")
         k = _int(data.get("k"), "k", 10)
         hits = searcher.search(q, k)
         return {"query": {"text": q.text, "item_id": q.item_id, "plus": q.plus,
-                          "minus": q.minus, "uploaded": image is not None, "k": k},
+                          "minus": q.minus, "uploaded": image is not None, "k": k,
+                          "attributes": (searcher.complete_attributes(q.attributes)
+                                         if q.attributes else None)},
                 "results": [{**asdict(h), "image": f"/items/{h.id}/image"} for h in hits]}
 
     @app.get("/", response_class=HTMLResponse)
