@@ -277,3 +277,23 @@ def test_attribute_classifier_trains_on_the_same_protocol(tmp_path):
     _, _, model = load_run(run)
     metrics = evaluate_attribute_split(model, te)
     assert metrics["mAP"] > 0.5, metrics
+
+
+def test_css2d_attribute_benchmark_is_zero_shot(tiny_css2d):
+    from tgir.data import build, css2d
+    from tgir.data.catalog import catalog_split, read_catalog
+
+    objs = [{"cell": [1, 2], "color": "red", "shape": "circle", "size": "large"},
+            {"cell": [0, 2], "color": "blue", "shape": "triangle", "size": "small"}]
+    assert css2d.scene_attributes(objs) == {"count": "two", "color": "blue",
+                                            "shape": "triangle", "size": "small"}
+    tr, te = build("css2d_attr", tiny_css2d, "train"), build("css2d_attr", tiny_css2d, "test")
+    assert tr.schema == te.schema and list(tr.schema) == ["count", "color", "shape", "size"]
+    assert {tuple(r) for r in tr.attributes}.isdisjoint({tuple(r) for r in te.attributes})
+    doc = css2d.read_annotations(tiny_css2d)
+    assert len(tr.images) + len(te.images) == sum(len(s["images"])
+                                                  for s in doc["splits"].values())
+    kind, items = read_catalog(tiny_css2d, catalog_split("css2d_attr", "test"))
+    assert kind == "css2d" and [it.id for it in items] == te.image_ids
+    row = {k: te.schema[k][v] for k, v in zip(te.schema, te.attributes[0], strict=True)}
+    assert items[0].meta["attributes"] == row

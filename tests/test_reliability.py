@@ -239,3 +239,37 @@ def test_disk_full_keeps_the_last_checkpoint(tiny_css2d, tmp_path, monkeypatch, 
     monkeypatch.setattr(ck, "save_file", real)
     train(cfg, run, resume=True, progress=False)  # and it continues once space is back
     assert (run / "model.safetensors").is_file()
+
+
+def test_missing_and_corrupt_files_are_all_named_with_counts_or_strict_stops_first(
+        tiny_css2d, tmp_path, reliability, capsys):
+    import shutil
+
+    from tgir.cli import main
+    from tgir.data import build
+
+    root = tmp_path / "css2d"
+    shutil.copytree(tiny_css2d, root)
+    files = sorted((root / "images").glob("train_*.png"))
+    for f in files[3:9]:
+        f.unlink()
+    files[12].write_bytes(b"not a png")
+    with pytest.raises(TgirError) as e:
+        build("css2d", root, "train")
+    msg = str(e.value)
+    assert f"6 of {len(files)} css2d train files are missing" in msg
+    assert files[3].name in msg and "and 1 more" in msg
+    with pytest.raises(TgirError, match=f"image not found: .*{files[3].name}$"):
+        build("css2d", root, "train", strict=True)  # the first one, and nothing more
+    for f in files[3:9]:
+        shutil.copy(tiny_css2d / "images" / f.name, f)
+    with pytest.raises(TgirError, match=f"1 of {len(files)} css2d train files cannot be used"
+                                        f".*{files[12].name}"):
+        build("css2d", root, "train")
+    cfg = tiny_train_config(root, steps=2)
+    path = tmp_path / "cfg.yaml"
+    config.dump(config.from_dict(cfg), path)
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--strict", "-q"]) == 2
+    assert files[12].name in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    reliability["inputs tried"] += 3

@@ -57,6 +57,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
         cfg = config.load(out / "config.yaml")
     else:
         cfg = config.load(a.config, a.set)
+    if a.strict:
+        cfg.data.strict = True
     summary = train(cfg, out, resume=a.resume, progress=not a.quiet,
                     validate=lambda m, v, s: evaluate_split(m, v, s, gallery="queries"))
     print(json.dumps(summary))
@@ -65,7 +67,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
 def _cmd_eval(a: argparse.Namespace) -> None:
     from tgir.eval.evaluate import evaluate_run, format_table
 
-    r = evaluate_run(a.run_dir, a.split, progress=not a.quiet, device=a.device)
+    r = evaluate_run(a.run_dir, a.split, progress=not a.quiet, device=a.device,
+                     strict=a.strict)
     print(f"{r['dataset']} {r['split']}: {r['queries']} queries, gallery {r['gallery']} images")
     print(format_table({r["model"]: r["metrics"]}))
     print(f"wrote {Path(a.run_dir) / 'metrics.json'}")
@@ -144,8 +147,9 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     from tgir.demo import DEFAULT_MODELS, run_demo
 
     steps_scale = a.steps_scale if a.steps_scale else (1.0 if a.scale == "demo" else 2.0)
-    default_dir = ("tgir-demo" if a.dataset == "css2d" and a.scale == "demo" else
-                   f"tgir-{a.scale}" if a.dataset == "css2d" else f"tgir-{a.dataset}")
+    source = a.dataset.removesuffix("_attr")  # attribute benchmarks share their images
+    default_dir = ("tgir-demo" if source == "css2d" and a.scale == "demo" else
+                   f"tgir-{a.scale}" if source == "css2d" else f"tgir-{source}")
     workdir = Path(a.workdir) if a.workdir else Path(default_dir)
     models = (a.models or DEFAULT_MODELS[a.dataset]).split(",")
     line = run_demo(workdir, models=models, scale=a.scale,
@@ -208,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.steps=500 (repeatable)")
     t.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR from its last checkpoint with its saved config")
+    t.add_argument("--strict", action="store_true",
+                   help="stop at the first missing or unreadable image (default: check all and "
+                        "report them by name with counts)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
 
@@ -219,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", help="a directory written by tgir train")
     e.add_argument("--split", default=None, help="split to evaluate (default: config's)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    e.add_argument("--strict", action="store_true",
+                   help="stop at the first missing or unreadable image")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_eval)
 
@@ -312,9 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "scale, train MAAF, TIRG and the concat / image-only / text-only "
                        "baselines, evaluate them next to a copy-the-source baseline, and "
                        "print one JSON line with the results. Finished runs are reused.")
-    d.add_argument("--dataset", default="css2d", choices=["css2d", "emoji", "emoji_attr"],
-                   help="benchmark: css2d (default), emoji composed queries, or emoji_attr "
-                        "(attribute set -> person emoji, zero-shot split; AIHM, seed 000)")
+    d.add_argument("--dataset", default="css2d",
+                   choices=["css2d", "emoji", "emoji_attr", "css2d_attr"],
+                   help="benchmark: css2d (default), emoji composed queries, or the attribute "
+                        "queries of seed 000 (AIHM): emoji_attr (person emoji: gender, skin, "
+                        "hair, role) or css2d_attr (scene: object count, first object's "
+                        "colour / shape / size); zero-shot splits")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
@@ -323,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "smoke run)")
     d.add_argument("--models", default=None,
                    help="comma-separated models to train (default: maaf,tirg,concat,"
-                        "image_only,text_only; for emoji_attr: aihm,aihm4,attr_classifier)")
+                        "image_only,text_only; for the attribute benchmarks: aihm,aihm4,"
+                        "attr_classifier)")
     d.add_argument("--steps-scale", type=float, default=None,
                    help="multiply every config's training steps (default 1 for demo, 2 for "
                         "paper; e.g. 0.05 for a smoke run)")

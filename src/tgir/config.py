@@ -19,6 +19,7 @@ class DataConfig:
     image_size: int | None = None  # None: keep the stored size
     val_fraction: float = 0.05  # source scenes of train held out for validation
     eval_split: str = "test"
+    strict: bool = False  # stop at the first missing / unreadable image (default: report all)
 
 
 @dataclass

@@ -25,10 +25,12 @@ CONFIG_DIR = Path(tgir.__file__).parent / "configs"
 REPORT_KS = ("R@1", "R@10", "R@50", "mAP")
 DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
                   "emoji": "maaf,tirg,concat,image_only,text_only",
-                  "emoji_attr": "aihm,aihm4,attr_classifier"}
+                  "emoji_attr": "aihm,aihm4,attr_classifier",
+                  "css2d_attr": "aihm,aihm4,attr_classifier"}
 
 
 def builtin_config(dataset: str, model: str) -> Path:
+    dataset = dataset.removesuffix("_attr")  # one config folder per image source
     p = CONFIG_DIR / dataset / f"{model}.yaml"
     if not p.is_file():
         known = sorted(x.stem for x in (CONFIG_DIR / dataset).glob("*.yaml"))
@@ -96,7 +98,8 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     built-in configs (their steps times ``steps_scale``) into ``workdir/runs``, evaluate;
     returns the one-line summary."""
     t0 = time.time()
-    root = workdir / "data" / (f"css2d-{scale}" if dataset == "css2d" else "emoji")
+    source = dataset.removesuffix("_attr")
+    root = workdir / "data" / (f"css2d-{scale}" if source == "css2d" else source)
     _ensure_data(dataset, root, scale, progress)
     image_size = config.load(builtin_config(dataset, models[0])).data.image_size
     train_data = build(dataset, root, "train", image_size)
@@ -114,7 +117,7 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         timings[m] = round(time.time() - t, 1)
         results[m] = r["metrics"]
         print(f"{m}: {how}, R@1 {r['metrics']['R@1']:.3f} ({timings[m]:.0f} s)", file=sys.stderr)
-    label = f"{dataset} {scale}" if dataset == "css2d" else dataset
+    label = f"{dataset} {scale}" if source == "css2d" else dataset
     if isinstance(test_data, ComposedSplit):
         results["copy_source"] = copy_source_baseline(test_data)
         print(f"{label} test split: {test_data.num_queries} queries, gallery "
@@ -127,10 +130,11 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     example = _search_example(workdir, models, test_data)
     if example:
         print(f"example search: {example}")
-    key = dataset if dataset != "css2d" or scale == "demo" else f"css2d-{scale}"
+    key = dataset if source != "css2d" or scale == "demo" else f"{dataset}-{scale}"
     line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS if k in r}
                   for m, r in results.items()},
             "seconds": round(time.time() - t0, 1)}
-    (workdir / "results.json").write_text(json.dumps(
+    name = f"results-{dataset}.json" if dataset != source else "results.json"
+    (workdir / name).write_text(json.dumps(
         {**line, "full": results, "train_seconds": timings}, indent=1))
     return line

@@ -29,6 +29,10 @@ def _css2d_items(root: Path, split: str) -> list[CatalogItem]:
     from tgir.data import css2d
 
     doc = css2d.read_annotations(root)
+    if split.startswith("attr-"):  # the zero-shot attribute split over both css2d splits
+        return [CatalogItem(Path(im["file"]).stem, im["file"], " ".join(a.values()),
+                            {"label": im["label"], "attributes": a})
+                for im, a, s in css2d.attribute_items(doc) if s == split[5:]]
     if split not in doc["splits"]:
         raise TgirError(f"css2d at {root} has no split {split!r}")
     items = []
@@ -44,7 +48,7 @@ def _css2d_items(root: Path, split: str) -> list[CatalogItem]:
 def catalog_split(dataset: str, split: str) -> str:
     """The catalog split that holds a dataset's ``split``: the person emoji of the zero-shot
     attribute split are ``attr-test`` / ``attr-train`` of the emoji catalog."""
-    return f"attr-{split}" if dataset == "emoji_attr" else split
+    return f"attr-{split}" if dataset in ("emoji_attr", "css2d_attr") else split
 
 
 def _annotated_items(root: Path, name: str, split: str) -> list[CatalogItem]:

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 from tgir import TgirError
 from tgir.data.images import load_images
 from tgir.data.store import atomic_dir, read_json_doc
-from tgir.data.types import ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "gray": (87, 87, 87),
@@ -304,7 +304,8 @@ def read_annotations(root: Path) -> dict:
     return read_json_doc(root, "css2d.json", FORMAT, VERSION, "css2d")
 
 
-def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit:
+def load(root: Path, split: str, image_size: int | None = None,
+         strict: bool = False) -> ComposedSplit:
     """Read one split of a generated css2d directory."""
     root = Path(root)
     doc = read_annotations(root)
@@ -312,7 +313,7 @@ def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit
         raise TgirError(f"css2d at {root} has no split {split!r} (has {sorted(doc['splits'])})")
     s = doc["splits"][split]
     images = load_images([root / im["file"] for im in s["images"]], image_size,
-                         desc=f"css2d {split}")
+                         desc=f"css2d {split}", strict=strict)
     q = s["queries"]
     return ComposedSplit(
         name=f"css2d-{split}",
@@ -324,4 +325,59 @@ def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit
         image_ids=[Path(im["file"]).stem for im in s["images"]],
         meta={"dataset": "css2d", "root": str(root), "params": doc["params"],
               "objects": [im["objects"] for im in s["images"]]},
+    )
+
+
+# ---------------------------------------------------------------- attribute queries (seed 000)
+COUNT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+ATTRIBUTES = {"count": list(COUNT_WORDS[1:]), "color": sorted(COLORS), "shape": list(SHAPES),
+              "size": list(SIZES)}
+
+
+def scene_attributes(objects: list[dict]) -> dict[str, str]:
+    """The attribute set of a scene for attribute queries: how many objects it has, and the
+    colour, shape and size of its first object in reading order (top-left first)."""
+    first = min(objects, key=lambda o: tuple(o["cell"]))
+    return {"count": COUNT_WORDS[len(objects)], "color": first["color"],
+            "shape": first["shape"], "size": first["size"]}
+
+
+def attribute_split(attrs: dict[str, str], seed: int = 0, test_fraction: float = 0.3) -> str:
+    """Zero-shot split of attribute combinations: a whole combination is train or test."""
+    import hashlib
+
+    key = "|".join(attrs[a] for a in ATTRIBUTES) + f"|{seed}"
+    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") / 2 ** 64
+    return "test" if h < test_fraction else "train"
+
+
+def attribute_items(doc: dict) -> list[tuple[dict, dict, str]]:
+    """(image record, its attributes, its zero-shot split) over every image of both splits."""
+    out = []
+    for split in sorted(doc["splits"]):
+        for im in doc["splits"][split]["images"]:
+            a = scene_attributes(im["objects"])
+            out.append((im, a, attribute_split(a, doc["params"].get("seed", 0))))
+    return out
+
+
+def load_attributes(root: Path, split: str, image_size: int | None = None,
+                    strict: bool = False) -> AttributeSplit:
+    """css2d scenes as an attribute-query benchmark (seed 000 protocol): the images of both
+    css2d splits, re-split so that no test attribute combination occurs in training."""
+    root = Path(root)
+    if split not in ("train", "test"):
+        raise TgirError(f"css2d attributes at {root} have no split {split!r} (train, test)")
+    doc = read_annotations(root)
+    chosen = [(im, a) for im, a, s in attribute_items(doc) if s == split]
+    index = {k: {v: i for i, v in enumerate(vals)} for k, vals in ATTRIBUTES.items()}
+    return AttributeSplit(
+        name=f"css2d-attr-{split}",
+        images=load_images([root / im["file"] for im, _ in chosen], image_size,
+                           desc=f"css2d attributes {split}", strict=strict),
+        attributes=np.array([[index[k][a[k]] for k in ATTRIBUTES] for _, a in chosen],
+                            dtype=np.int64).reshape(len(chosen), len(ATTRIBUTES)),
+        schema={k: list(v) for k, v in ATTRIBUTES.items()},
+        image_ids=[Path(im["file"]).stem for im, _ in chosen],
+        meta={"dataset": "css2d_attr", "root": str(root)},
     )

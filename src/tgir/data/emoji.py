@@ -242,7 +242,8 @@ def read_annotations(root: Path) -> dict:
     return read_json_doc(root, "emoji.json", FORMAT, VERSION, "emoji")
 
 
-def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit:
+def load(root: Path, split: str, image_size: int | None = None,
+         strict: bool = False) -> ComposedSplit:
     """Composed queries of ``split``; the gallery is every emoji of the split's bases."""
     root = Path(root)
     doc = read_annotations(root)
@@ -254,7 +255,7 @@ def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit
     return ComposedSplit(
         name=f"emoji-{split}",
         images=load_images([root / it["file"] for it in items], image_size,
-                           desc=f"emoji {split}"),
+                           desc=f"emoji {split}", strict=strict),
         labels=np.arange(len(items), dtype=np.int64),
         query_source=np.array([row[x["source"]] for x in q], dtype=np.int64),
         query_text=[x["text"] for x in q],
@@ -274,7 +275,8 @@ def attribute_schema(items: list[dict]) -> dict[str, list[str]]:
             for a in ATTRIBUTES}
 
 
-def load_attributes(root: Path, split: str, image_size: int | None = None) -> AttributeSplit:
+def load_attributes(root: Path, split: str, image_size: int | None = None,
+                    strict: bool = False) -> AttributeSplit:
     """Person emoji of the zero-shot attribute split (seed 000): no attribute combination of
     ``test`` occurs in ``train``."""
     root = Path(root)
@@ -288,7 +290,7 @@ def load_attributes(root: Path, split: str, image_size: int | None = None) -> At
     return AttributeSplit(
         name=f"emoji-attr-{split}",
         images=load_images([root / it["file"] for it in items], image_size,
-                           desc=f"emoji people {split}"),
+                           desc=f"emoji people {split}", strict=strict),
         attributes=np.array([[index[a][it["attributes"][a]] for a in ATTRIBUTES]
                              for it in items], dtype=np.int64).reshape(len(items), 4),
         schema=schema,

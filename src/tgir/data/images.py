@@ -57,24 +57,52 @@ def decode_image(source: str | Path | bytes, size: int | None = None,
         raise TgirError(f"corrupt or unsupported image {what}: {e}") from e
 
 
-def load_images(paths: list[Path], size: int | None = None, desc: str = "images") -> np.ndarray:
-    """Decode many images into one (N, H, W, 3) uint8 array, with a progress bar."""
+def load_images(paths: list[Path], size: int | None = None, desc: str = "images",
+                strict: bool = False) -> np.ndarray:
+    """Decode many images into one (N, H, W, 3) uint8 array, with a progress bar.
+
+    Nothing is skipped silently. By default every problem is collected first (missing files
+    before any decoding, then unreadable or mis-sized ones) and reported in one error with the
+    counts and the first names; ``strict`` stops at the first problem instead.
+    """
     from tqdm import tqdm
 
     if not paths:
         raise TgirError(f"no {desc} to load")
+    paths = [Path(p) for p in paths]
+    if not strict:
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise TgirError(_problems(f"{len(missing)} of {len(paths)} {desc} files are missing",
+                                      [str(p) for p in missing]))
     first = decode_image(paths[0], size)
     out = np.empty((len(paths), *first.shape), dtype=np.uint8)
     out[0] = first
+    bad: list[str] = []
     # disable=None: the bar shows on a terminal only
     for i in tqdm(range(1, len(paths)), desc=f"load {desc}", leave=False, mininterval=1.0,
                   disable=None):
-        img = decode_image(paths[i], size)
-        if img.shape != first.shape:
-            raise TgirError(f"image {paths[i]} is {img.shape[1]}x{img.shape[0]}, expected "
-                            f"{first.shape[1]}x{first.shape[0]} (pass an image size to resize)")
+        try:
+            img = decode_image(paths[i], size)
+            if img.shape != first.shape:
+                raise TgirError(f"image {paths[i]} is {img.shape[1]}x{img.shape[0]}, expected "
+                                f"{first.shape[1]}x{first.shape[0]} (pass an image size to "
+                                f"resize)")
+        except TgirError as e:
+            if strict:
+                raise
+            bad.append(str(e))
+            continue
         out[i] = img
+    if bad:
+        raise TgirError(_problems(f"{len(bad)} of {len(paths)} {desc} files cannot be used",
+                                  bad))
     return out
+
+
+def _problems(head: str, items: list[str], show: int = 5) -> str:
+    more = f" ... and {len(items) - show} more" if len(items) > show else ""
+    return f"{head}: " + "; ".join(items[:show]) + more
 
 
 def to_tensor_batch(images: np.ndarray):

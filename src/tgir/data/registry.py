@@ -12,6 +12,7 @@ from tgir.data.types import AttributeSplit, ComposedSplit
 
 _DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit]] = {
     "css2d": css2d.load,
+    "css2d_attr": css2d.load_attributes,  # scene attributes -> image, zero-shot (seed 000)
     "css": css.load,
     "emoji": emoji.load,
     "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
@@ -22,12 +23,13 @@ def names() -> list[str]:
     return sorted(_DATASETS)
 
 
-def build(name: str, root: str | Path, split: str, image_size: int | None = None
-          ) -> ComposedSplit | AttributeSplit:
-    """Load ``split`` of dataset ``name`` stored at ``root``."""
+def build(name: str, root: str | Path, split: str, image_size: int | None = None,
+          strict: bool = False) -> ComposedSplit | AttributeSplit:
+    """Load ``split`` of dataset ``name`` stored at ``root``. Missing or unreadable image files
+    are all reported by name with counts; ``strict`` stops at the first one."""
     if name not in _DATASETS:
         raise TgirError(f"unknown dataset {name!r}; known: {', '.join(names())}")
     root = Path(root)
     if not root.is_dir():
         raise TgirError(f"dataset directory not found: {root}")
-    return _DATASETS[name](root, split, image_size)
+    return _DATASETS[name](root, split, image_size, strict=strict)

@@ -182,7 +182,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
 
     device = pick_device(tc.device)
     full = data if data is not None else build(cfg.data.name, cfg.data.root, "train",
-                                               cfg.data.image_size)
+                                               cfg.data.image_size, strict=cfg.data.strict)
     attributes = isinstance(full, AttributeSplit)
     if attributes:
         cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary

@@ -83,12 +83,13 @@ def copy_source_baseline(split: ComposedSplit, ks: tuple[int, ...] = DEFAULT_KS
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool = True,
-                 device: str = "auto") -> dict:
+                 device: str = "auto", strict: bool = False) -> dict:
     """Evaluate a trained run on its config's eval split; writes ``RUN_DIR/metrics.json``."""
     run = Path(run_dir)
     cfg, vocab, model = load_run(run, pick_device(device))
     name = split or cfg.data.eval_split
-    data = build(cfg.data.name, cfg.data.root, name, cfg.data.image_size)
+    data = build(cfg.data.name, cfg.data.root, name, cfg.data.image_size,
+                 strict=strict or cfg.data.strict)
     metrics = evaluate_split(model, vocab, data, progress=progress)
     result = {"dataset": cfg.data.name, "split": name, "model": cfg.model["name"],
               "queries": data.num_queries, "gallery": len(data.images), "metrics": metrics}

@@ -95,8 +95,13 @@ class ConvFusion(nn.Module):
         self.merge = nn.Conv1d(n, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.channels(x.transpose(1, 2)).transpose(1, 2)  # (B, n, C_out)
-        return torch.tanh(self.merge(y).squeeze(1))
+        # Both convolutions are linear, so merging the n inputs first and then mapping the
+        # channels is the same function as the tables' order (channels, then merge) at 1/n of
+        # the cost: sum_i m_i (W x_i + b) + c = W (sum_i m_i x_i) + b sum_i m_i + c.
+        m = self.merge.weight[0, :, 0]  # (n,)
+        merged = torch.einsum("bnc,n->bc", x, m)
+        w, b = self.channels.weight[:, :, 0], self.channels.bias
+        return torch.tanh(F.linear(merged, w, b * m.sum()) + self.merge.bias)
 
 
 class VisualEmbedding(nn.Module):

@@ -35,7 +35,8 @@ def _object_key(objects: list[dict]) -> tuple:
          str(o["shape"]), str(o["size"])) for o in objects))
 
 
-def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit:
+def load(root: Path, split: str, image_size: int | None = None,
+         strict: bool = False) -> ComposedSplit:
     root = Path(root)
     npy = root / NPY_NAME
     if not npy.is_file():
@@ -70,7 +71,7 @@ def load(root: Path, split: str, image_size: int | None = None) -> ComposedSplit
             txt.append(str(m["to_str"]))
     return ComposedSplit(
         name=f"css-{split}",
-        images=load_images(paths, image_size, desc=f"CSS {split}"),
+        images=load_images(paths, image_size, desc=f"CSS {split}", strict=strict),
         labels=labels,
         query_source=np.array(src, dtype=np.int64),
         query_text=txt,
