@@ -58,9 +58,9 @@ def test_validation_never_reads_the_test_split(tiny_css2d, tmp_path, monkeypatch
     seen = []
     real = tr.build
 
-    def spy(name, root, split, *a):
+    def spy(name, root, split, *a, **kw):
         seen.append(split)
-        return real(name, root, split, *a)
+        return real(name, root, split, *a, **kw)
 
     monkeypatch.setattr(tr, "build", spy)
     splits = []
