@@ -273,3 +273,28 @@ def test_missing_and_corrupt_files_are_all_named_with_counts_or_strict_stops_fir
     assert files[12].name in capsys.readouterr().err
     assert not (tmp_path / "run" / "model.safetensors").exists()
     reliability["inputs tried"] += 3
+
+
+def test_mixed_good_and_bad_load_no_errors_no_5xx_memory_flat(tiny_run, tiny_css2d, tmp_path,
+                                                              reliability):
+    """Bounded load on loopback (bench/load_serve.py's driver, small): good requests all
+    answered, every bad one a 4xx, no 5xx, the server's memory flat after the warm-up."""
+    import importlib.util
+
+    from tgir.search.index import build_index
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("load_serve",
+                                                  os.path.join(root, "bench", "load_serve.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    index = build_index(tiny_run, tiny_css2d, tmp_path / "idx", progress=False)
+    r = bench.run_load(str(index), clients=4, requests=600, max_seconds=60, bad_fraction=0.4,
+                       k=5, warmup=40)
+    reliability["inputs tried"] += r["good"] + r["bad"]
+    reliability["5xx seen"] += r["server_5xx"]
+    print(f"load: {r['good']} good / {r['bad']} bad, p99 {r['p99_ms']:.0f} ms, rss {r['rss_mb']}")
+    assert r["good"] > 100 and r["bad"] > 100, r
+    assert r["good_errors"] == [] and r["server_5xx"] == 0 and r["bad_not_4xx"] == 0, r
+    m = r["rss_mb"]
+    assert m["end"] - m["after_warmup"] < 64, m  # flat: no per-request growth
