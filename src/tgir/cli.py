@@ -322,11 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "baselines, evaluate them next to a copy-the-source baseline, and "
                        "print one JSON line with the results. Finished runs are reused.")
     d.add_argument("--dataset", default="css2d",
-                   choices=["css2d", "emoji", "emoji_attr", "css2d_attr"],
+                   choices=["css2d", "emoji", "emoji_attr", "css2d_attr", "clipart"],
                    help="benchmark: css2d (default), emoji composed queries, or the attribute "
                         "queries of seed 000 (AIHM): emoji_attr (person emoji: gender, skin, "
                         "hair, role) or css2d_attr (scene: object count, first object's "
-                        "colour / shape / size); zero-shot splits")
+                        "colour / shape / size); zero-shot splits; or clipart: seed 001's joint "
+                        "image / catalog-text embedding (MBMR + attributes vs MBMR vs triplet)")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
@@ -336,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--models", default=None,
                    help="comma-separated models to train (default: maaf,tirg,concat,"
                         "image_only,text_only; for the attribute benchmarks: aihm,aihm4,"
-                        "attr_classifier)")
+                        "attr_classifier; for clipart: joint,joint_mbmr,joint_triplet)")
     d.add_argument("--steps-scale", type=float, default=None,
                    help="multiply every config's training steps (default 1 for demo, 2 for "
                         "paper; e.g. 0.05 for a smoke run)")

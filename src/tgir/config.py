@@ -34,6 +34,7 @@ class TrainConfig:
     weight_decay: float = 1e-6
     lr_milestones: list[int] = field(default_factory=list)  # steps where lr *= lr_gamma
     lr_gamma: float = 0.1
+    lr_decay_steps: int = 0  # > 0: smooth exponential decay, x lr_gamma every this many steps
     warmup_steps: int = 0
     grad_clip: float = 0.0  # 0 = off
     seed: int = 0

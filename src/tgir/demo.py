@@ -17,16 +17,18 @@ import yaml
 import tgir
 from tgir import TgirError, config
 from tgir.data import build, css2d
-from tgir.data.types import ComposedSplit
+from tgir.data.types import ComposedSplit, ItemTextSplit
 from tgir.engine.train import train
 from tgir.eval.evaluate import copy_source_baseline, evaluate_run, evaluate_split, format_table
+from tgir.eval.plots import plot_val_curves
 
 CONFIG_DIR = Path(tgir.__file__).parent / "configs"
-REPORT_KS = ("R@1", "R@10", "R@50", "mAP")
+REPORT_KS = ("R@1", "R@10", "R@50", "mAP", "i2t R@5", "t2i R@5", "i2t R@20", "t2i R@20")
 DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
                   "emoji": "maaf,tirg,concat,image_only,text_only",
                   "emoji_attr": "aihm,aihm4,attr_classifier",
-                  "css2d_attr": "aihm,aihm4,attr_classifier"}
+                  "css2d_attr": "aihm,aihm4,attr_classifier",
+                  "clipart": "joint,joint_mbmr,joint_triplet"}
 
 
 def builtin_config(dataset: str, model: str) -> Path:
@@ -40,6 +42,17 @@ def builtin_config(dataset: str, model: str) -> Path:
 
 def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
     """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
+    if dataset == "clipart":
+        from tgir.data import clipart
+
+        try:
+            if clipart.read_annotations(root)["params"]["limit"] is None:
+                return
+        except TgirError:
+            pass
+        print(f"generating clipart in {root}", file=sys.stderr)
+        clipart.generate(root, progress=progress)
+        return
     if dataset in ("emoji", "emoji_attr"):
         from tgir.data import emoji
 
@@ -116,12 +129,20 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         r = evaluate_run(run, progress=progress)
         timings[m] = round(time.time() - t, 1)
         results[m] = r["metrics"]
-        print(f"{m}: {how}, R@1 {r['metrics']['R@1']:.3f} ({timings[m]:.0f} s)", file=sys.stderr)
+        head = next(k for k in ("R@1", "i2t R@5") if k in r["metrics"])
+        print(f"{m}: {how}, {head} {r['metrics'][head]:.3f} ({timings[m]:.0f} s)",
+              file=sys.stderr)
     label = f"{dataset} {scale}" if source == "css2d" else dataset
     if isinstance(test_data, ComposedSplit):
         results["copy_source"] = copy_source_baseline(test_data)
         print(f"{label} test split: {test_data.num_queries} queries, gallery "
               f"{len(test_data.images)} images (source excluded)")
+    elif isinstance(test_data, ItemTextSplit):
+        print(f"{label} test split: {test_data.num_queries} catalog items; top-K accuracy of "
+              f"image -> metadata text (i2t) and text -> image (t2i)")
+        curves = workdir / f"{dataset}_topk_curves.png"
+        plot_val_curves({m: workdir / "runs" / m for m in models}, curves)
+        print(f"validation curves: {curves}")
     else:
         print(f"{label} zero-shot test split: {test_data.num_queries} attribute-combination "
               f"queries (none seen in training), gallery {len(test_data.images)} images")

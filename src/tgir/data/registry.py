@@ -6,16 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tgir import TgirError
-from tgir.data import css2d, emoji
+from tgir.data import clipart, css2d, emoji
 from tgir.data.formats import css
-from tgir.data.types import AttributeSplit, ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
 
-_DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit]] = {
+_DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit | ItemTextSplit]] = {
     "css2d": css2d.load,
     "css2d_attr": css2d.load_attributes,  # scene attributes -> image, zero-shot (seed 000)
     "css": css.load,
     "emoji": emoji.load,
     "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
+    "clipart": clipart.load_pairs,  # image <-> catalog metadata words (seed 001)
 }
 
 
@@ -24,7 +25,7 @@ def names() -> list[str]:
 
 
 def build(name: str, root: str | Path, split: str, image_size: int | None = None,
-          strict: bool = False) -> ComposedSplit | AttributeSplit:
+          strict: bool = False) -> ComposedSplit | AttributeSplit | ItemTextSplit:
     """Load ``split`` of dataset ``name`` stored at ``root``. Missing or unreadable image files
     are all reported by name with counts; ``strict`` stops at the first one."""
     if name not in _DATASETS:

@@ -110,3 +110,62 @@ class AttributeSplit:
         return AttributeSplit(name=name or self.name, images=self.images[idx],
                               attributes=self.attributes[idx], schema=self.schema,
                               image_ids=[self.image_ids[i] for i in idx], meta=self.meta)
+
+
+@dataclass
+class ItemTextSplit:
+    """Catalog items with their textual metadata as a bag of vocabulary words (seed 001).
+
+    ``words[i]`` are the vocabulary words (stems, §4.1 preprocessing) of item i's metadata,
+    ``texts[i]`` the raw metadata, ``vocabulary`` the words the model knows, most frequent
+    first, and ``display`` a readable surface form of each. Retrieval pairs are (image i,
+    text i); items without any vocabulary word are left out by the loader.
+    """
+
+    name: str
+    images: np.ndarray
+    words: list[list[str]]
+    texts: list[str]
+    vocabulary: list[str]
+    display: dict[str, str] = field(default_factory=dict)
+    image_ids: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
+            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got "
+                             f"{self.images.dtype} {self.images.shape}")
+        if not (len(self.words) == len(self.texts) == n):
+            raise ValueError(f"{self.name}: {n} images, {len(self.words)} word lists, "
+                             f"{len(self.texts)} texts")
+        known = set(self.vocabulary)
+        for i, ws in enumerate(self.words):
+            if not ws or not set(ws) <= known:
+                raise ValueError(f"{self.name}: item {i} has no words or words outside the "
+                                 f"vocabulary")
+        if not self.image_ids:
+            self.image_ids = [f"{self.name}_{i:06d}" for i in range(n)]
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.images)
+
+    def word_batch(self, stoi: dict[str, int], idx: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Padded word ids (B, L) and multi-hot labels (B, V) of items ``idx`` under the id
+        map ``stoi`` (V = its size)."""
+        rows = [[stoi[w] for w in self.words[i]] for i in idx]
+        ids = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+        labels = np.zeros((len(rows), len(stoi)), dtype=np.float32)
+        for j, r in enumerate(rows):
+            ids[j, :len(r)] = r
+            labels[j, r] = 1.0
+        return ids, labels
+
+    def subset(self, idx: np.ndarray, name: str | None = None) -> ItemTextSplit:
+        return ItemTextSplit(name=name or self.name, images=self.images[idx],
+                             words=[self.words[i] for i in idx],
+                             texts=[self.texts[i] for i in idx], vocabulary=self.vocabulary,
+                             display=self.display, image_ids=[self.image_ids[i] for i in idx],
+                             meta=self.meta)

@@ -24,11 +24,11 @@ from tgir import TgirError, config
 from tgir.data import build
 from tgir.data.images import to_tensor_batch
 from tgir.data.text import Vocabulary
-from tgir.data.types import AttributeSplit, ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
 from tgir.engine.device import pick_device
 from tgir.models import checkpoint as ckpt
 
-Split = ComposedSplit | AttributeSplit
+Split = ComposedSplit | AttributeSplit | ItemTextSplit
 Validator = Callable[[torch.nn.Module, Vocabulary, Split], dict[str, float]]
 Batcher = Callable[[np.random.Generator], dict[str, torch.Tensor]]
 
@@ -38,6 +38,13 @@ def split_train_val(split: Split, fraction: float, seed: int) -> tuple[Split, Sp
     attribute split, whole attribute combinations (so validation is zero-shot like test)."""
     if fraction <= 0:
         return split, None
+    if isinstance(split, ItemTextSplit):  # whole catalog items
+        rng = np.random.default_rng([seed, 7])
+        is_val = np.zeros(len(split.images), dtype=bool)
+        is_val[rng.choice(len(split.images), size=max(1, int(round(fraction * len(is_val)))),
+                          replace=False)] = True
+        return (split.subset(np.flatnonzero(~is_val), f"{split.name}-train"),
+                split.subset(np.flatnonzero(is_val), f"{split.name}-val"))
     if isinstance(split, AttributeSplit):
         combos = split.queries()
         rng = np.random.default_rng([seed, 7])
@@ -108,8 +115,36 @@ def attribute_batcher(split: AttributeSplit, tc: config.TrainConfig, device: tor
     return make
 
 
+def pairs_batcher(split: ItemTextSplit, vocab: Vocabulary, tc: config.TrainConfig,
+                  device: torch.device) -> Batcher:
+    """Batches of catalog items (image, bag of metadata words, multi-hot labels), seed 001."""
+    def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        i = rng.choice(len(split.images), size=min(tc.batch_size, len(split.images)),
+                       replace=False)
+        ids, labels = split.word_batch(vocab.stoi, i)
+        return {"images": to_tensor_batch(split.images[i]).to(device),
+                "word_ids": torch.from_numpy(ids).to(device),
+                "labels": torch.from_numpy(labels).to(device)}
+    return make
+
+
+@torch.no_grad()
+def calibrate_words(model, split: ItemTextSplit, vocab: Vocabulary, batch: int = 256) -> None:
+    """Per-word attribute thresholds by F-score on ``split`` (seed 001 §4.3)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    probs = []
+    for i in range(0, len(split.images), batch):
+        f = model.encode_image(to_tensor_batch(split.images[i:i + batch]).to(dev))
+        probs.append(model.attribute_probs(f).cpu())
+    _, labels = split.word_batch(vocab.stoi, np.arange(len(split.images)))
+    model.calibrate(torch.cat(probs), torch.from_numpy(labels))
+
+
 def _lr_factor(tc: config.TrainConfig, step: int) -> float:
     f = tc.lr_gamma ** sum(step >= m for m in tc.lr_milestones)
+    if tc.lr_decay_steps:  # smooth exponential decay: x lr_gamma every lr_decay_steps
+        f *= tc.lr_gamma ** (step / tc.lr_decay_steps)
     if tc.warmup_steps and step < tc.warmup_steps:
         f *= (step + 1) / tc.warmup_steps
     return f
@@ -184,12 +219,13 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     full = data if data is not None else build(cfg.data.name, cfg.data.root, "train",
                                                cfg.data.image_size, strict=cfg.data.strict)
     attributes = isinstance(full, AttributeSplit)
+    pairs = isinstance(full, ItemTextSplit)
     if attributes:
         cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
     train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
-    n_train = len(train_split.images) if attributes else train_split.num_queries
+    n_train = len(train_split.images) if attributes or pairs else train_split.num_queries
     if n_train < tc.batch_size:
-        raise TgirError(f"only {n_train} training {'images' if attributes else 'queries'} for "
+        raise TgirError(f"only {n_train} training {'queries' if n_train else 'images'} for "
                         f"batch size {tc.batch_size}")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -198,8 +234,12 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if resume:
         vocab = Vocabulary.load(out / "vocab.json")
     else:
-        vocab = Vocabulary.build([v for vals in full.schema.values() for v in vals]
-                                 if attributes else train_split.query_text)
+        if pairs:
+            vocab = Vocabulary(full.vocabulary)
+            (out / "display.json").write_text(json.dumps(full.display))
+        else:
+            vocab = Vocabulary.build([v for vals in full.schema.values() for v in vals]
+                                     if attributes else train_split.query_text)
         vocab.save(out / "vocab.json")
         config.dump(cfg, out / "config.yaml")
 
@@ -212,8 +252,12 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optim(opt, tensors, meta["optim"])
         start = int(meta["step"])
+    elif hasattr(model, "init_from_data"):  # e.g. PCA projection + GloVe words (seed 001)
+        model.init_from_data(train_split.images,
+                             [None, None] + [full.display.get(w, w) for w in vocab.itos[2:]])
 
     make_batch = (attribute_batcher(train_split, tc, device) if attributes
+                  else pairs_batcher(train_split, vocab, tc, device) if pairs
                   else composed_batcher(train_split, vocab, tc, device))
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
@@ -231,6 +275,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         for step in bar:
             rng = np.random.default_rng([tc.seed, step])
             torch.manual_seed(tc.seed * 1_000_003 + step)
+            if hasattr(model, "schedule"):  # e.g. unfreeze the top backbone blocks
+                model.schedule(step)
             batch = make_batch(rng)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(tc, step)
@@ -267,6 +313,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     finally:
         log_f.close()
         bar.close()
+    if hasattr(model, "calibrate"):  # per-word thresholds on validation (seed 001 §4.3)
+        calibrate_words(model, val_split if val_split is not None else train_split, vocab)
     ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
                      {"step": tc.steps, "model": cfg.model,
                       "image_size": int(train_split.images.shape[1])})

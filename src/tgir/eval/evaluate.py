@@ -16,7 +16,7 @@ import torch
 
 from tgir.data import build
 from tgir.data.text import Vocabulary
-from tgir.data.types import AttributeSplit, ComposedSplit
+from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
 from tgir.engine.device import pick_device
 from tgir.engine.features import embed_attribute_sets, embed_images, embed_queries, score_all
 from tgir.eval.metrics import DEFAULT_KS, cmc_and_map, recall_at_k, topk_excluding
@@ -45,14 +45,45 @@ def evaluate_attribute_split(model: torch.nn.Module, split: AttributeSplit,
     return cmc_and_map(scores, split.relevance(queries), ks)
 
 
+@torch.no_grad()
+def evaluate_pairs(model: torch.nn.Module, vocab: Vocabulary, split: ItemTextSplit,
+                   ks: tuple[int, ...] = (1, 5, 20), batch: int = 256) -> dict[str, float]:
+    """Seed 001 Figure 4 protocol: top-K accuracy of image -> text and text -> image over the
+    split (the matching item ranked within the top K by cosine similarity)."""
+    from tgir.data.images import to_tensor_batch
+
+    model.eval()
+    dev = next(model.parameters()).device
+    f_img, f_txt = [], []
+    for i in range(0, len(split.images), batch):
+        idx = np.arange(i, min(i + batch, len(split.images)))
+        f_img.append(model.encode_image(to_tensor_batch(split.images[idx]).to(dev)).cpu())
+        ids, _ = split.word_batch(vocab.stoi, idx)
+        f_txt.append(model.encode_words(torch.from_numpy(ids).to(dev)).cpu())
+    a = torch.nn.functional.normalize(torch.cat(f_img), dim=1)
+    b = torch.nn.functional.normalize(torch.cat(f_txt), dim=1)
+    s = (a @ b.T).numpy()
+    diag = np.diag(s)
+    rank_i2t = (s > diag[:, None]).sum(1)  # texts scored above the true one
+    rank_t2i = (s > diag[None, :]).sum(0)
+    out = {}
+    for k in ks:
+        out[f"i2t R@{k}"] = float(np.mean(rank_i2t < k))
+        out[f"t2i R@{k}"] = float(np.mean(rank_t2i < k))
+    return out
+
+
 def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
-                   split: ComposedSplit | AttributeSplit, ks: tuple[int, ...] = DEFAULT_KS,
+                   split: ComposedSplit | AttributeSplit | ItemTextSplit,
+                   ks: tuple[int, ...] = DEFAULT_KS,
                    gallery: str = "all", progress: bool = False) -> dict[str, float]:
     """R@K of ``model`` on ``split``. ``gallery="all"``: every image of the split (test
     protocol); ``"queries"``: only the images the queries use (cheap validation). An
     attribute split is scored by its own protocol (``evaluate_attribute_split``)."""
     if isinstance(split, AttributeSplit):
         return evaluate_attribute_split(model, split, progress=progress)
+    if isinstance(split, ItemTextSplit):
+        return evaluate_pairs(model, vocab, split)
     if gallery == "queries":
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
     else:

@@ -9,6 +9,7 @@ from tgir.models.aihm import AIHM
 from tgir.models.attr_classifier import AttributeClassifier
 from tgir.models.baselines import Concat, ImageOnly, TextOnly
 from tgir.models.hffca import HFFCA
+from tgir.models.joint_embedding import JointEmbedding
 from tgir.models.maaf import MAAF
 from tgir.models.tirg import TIRG
 
@@ -21,6 +22,7 @@ _MODELS: dict[str, type[nn.Module]] = {
     "text_only": TextOnly,
     "aihm": AIHM,  # attribute set -> image (seed 000)
     "attr_classifier": AttributeClassifier,
+    "joint": JointEmbedding,  # image <-> catalog words, refinement search (seed 001)
 }
 
 
