@@ -85,12 +85,19 @@ def _cmd_search(a: argparse.Namespace) -> None:
     plus, minus = _words(a.plus), _words(a.minus)
     if a.image is not None:
         decode_image(a.image)  # a missing or corrupt image fails before any model work
+    attrs = {}
+    for item in a.attr:
+        if "=" not in item:
+            raise TgirError(f"--attr expects attribute=value, got {item!r}")
+        key, value = item.split("=", 1)
+        attrs[key.strip()] = value.strip()
     q = Query(text=a.text, image=a.image, item_id=a.item, plus=plus, minus=minus,
-              keep_reference=a.keep_reference)
+              keep_reference=a.keep_reference, attributes=attrs or None, method=a.method)
     if q.has_reference and not (q.text.strip() or plus or minus):
         raise TgirError("the modification text is empty")
     s = Searcher(a.run_dir, a.index, device=a.device, progress=not a.quiet)
-    unknown = s.unknown_words(" ".join([a.text, *plus, *minus]))
+    unknown = ([] if hasattr(s.model, "refine_scores") or attrs
+               else s.unknown_words(" ".join([a.text, *plus, *minus])))
     if unknown:
         print(f"note: words not seen in training: {', '.join(unknown)}", file=sys.stderr)
     hits = s.search(q, a.k)
@@ -247,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="desired words w+ (seed 001 refinement)")
     s.add_argument("--minus", nargs="*", default=[], metavar="WORD",
                    help="undesired words w- (for models with their own word arithmetic)")
+    s.add_argument("--attr", action="append", default=[], metavar="ATTRIBUTE=VALUE",
+                   help="attribute query for an attribute model (AIHM), repeatable, e.g. "
+                        "--attr gender=woman --attr skin=dark")
+    s.add_argument("--method", default=None, choices=["qa+saf", "qa", "saf", "filter"],
+                   help="refinement method of the joint embedding (seed 001; default qa+saf)")
     s.add_argument("--index", default=None, help="an index directory (tgir index)")
     s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     s.add_argument("--keep-reference", action="store_true",

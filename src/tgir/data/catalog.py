@@ -66,7 +66,12 @@ def _annotated_items(root: Path, name: str, split: str) -> list[CatalogItem]:
                 continue
         elif split != "all" and it["split"] != split:
             continue
-        text = it.get("name") or it.get("title", "")
+        if name == "clipart":  # title + category path: the metadata seed 001 trains on
+            from tgir.data.clipart import item_text
+
+            text = item_text(it)
+        else:
+            text = it.get("name") or it.get("title", "")
         meta = {k: it[k] for k in ("group", "subgroup", "keywords", "attributes", "categories",
                                    "split") if k in it}
         out.append(CatalogItem(it["id"], it["file"], text, meta))

@@ -16,6 +16,7 @@ run's own evaluation split is the catalog, indexed once into ``RUN_DIR/index``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class Query:
     plus: list[str] = field(default_factory=list)
     minus: list[str] = field(default_factory=list)
     keep_reference: bool = False
+    method: str | None = None  # seed 001 refinement: qa+saf (default), qa, saf or filter
 
     @property
     def has_reference(self) -> bool:
@@ -81,6 +83,8 @@ class Searcher:
         dim = self._dim()
         self.index.check_model(self.run, dim)
         self._vectors: torch.Tensor | None = None  # stored vectors, for models with match()
+        self._display: dict[str, str] | None = None
+        self._item_words: torch.Tensor | None = None
 
     def _dim(self) -> int:
         with torch.no_grad():
@@ -113,6 +117,9 @@ class Searcher:
             raise TgirError("give a reference image or a catalog item id, not both")
         if q.item_id is not None and q.item_id not in self.index.row_of:
             raise TgirError(f"unknown item id {q.item_id!r}")
+        if q.method is not None and not hasattr(self.model, "refine_scores"):
+            raise TgirError(f"model {self.cfg.model['name']!r} has no refinement methods "
+                            f"(method={q.method!r} is for the joint embedding of seed 001)")
         if not (q.text.strip() or q.plus or q.minus or q.attributes):
             raise TgirError("the modification text is empty" if q.has_reference
                             else "the query is empty: give a text, words or attributes")
@@ -159,6 +166,8 @@ class Searcher:
         """Ranked catalog items for ``q``; the reference item itself is left out unless
         ``q.keep_reference``."""
         self._validate(q, k)
+        if hasattr(self.model, "refine_scores"):  # seed 001: QA / SAF / QA+SAF / filter
+            return self._refine_search(q, k)
         vec, ref_vec = self.embed_query(q)
         exclude: set[int] = set()
         if not q.keep_reference:
@@ -169,16 +178,18 @@ class Searcher:
                 if len(r[0]) and s[0, 0] > 1 - 1e-5:
                     exclude.add(int(r[0, 0]))
         if hasattr(self.model, "match"):  # the model's own pair scorer (AIHM's matching head)
-            if self._vectors is None:
-                self._vectors = torch.from_numpy(self.index.vectors()).to(self.device)
             with torch.no_grad():
-                s_all = self.model.match(torch.from_numpy(vec).to(self.device), self._vectors)
+                s_all = self.model.match(torch.from_numpy(vec).to(self.device),
+                                         self.stored_vectors())
             top = torch.topk(s_all[0], min(k + len(exclude), s_all.shape[1]))
             scores, rows = top.values.cpu().numpy()[None], top.indices.cpu().numpy()[None]
         else:
             scores, rows = self.index.search(vec, k + len(exclude))
+        return self._results(scores[0], rows[0], exclude, k)
+
+    def _results(self, scores, rows, exclude: set[int], k: int) -> list[Result]:
         out = []
-        for s, r in zip(scores[0], rows[0], strict=True):
+        for s, r in zip(scores, rows, strict=True):
             if r < 0 or int(r) in exclude:
                 continue
             it = self.index.items[int(r)]
@@ -187,6 +198,84 @@ class Searcher:
             if len(out) == k:
                 break
         return out
+
+    def stored_vectors(self) -> torch.Tensor:
+        """Every vector of the index (for models that score the catalog themselves)."""
+        if self._vectors is None:
+            self._vectors = torch.from_numpy(self.index.vectors()).to(self.device)
+        return self._vectors
+
+    # ------------------------------------------------------------------ seed 001 refinement
+    def word_ids(self, words: list[str]) -> torch.Tensor:
+        """Vocabulary ids of refinement words (stemmed as the catalog was, seed 001 §4.1); an
+        unknown word is an error naming the nearest vocabulary words."""
+        from tgir.data.catalog_words import stem
+
+        out = []
+        for w in words:
+            st = stem(w)
+            if st not in self.vocab.stoi or self.vocab.stoi[st] < 2:
+                raise TgirError(f"unknown refinement word {w!r}; nearest vocabulary words: "
+                                f"{', '.join(self.nearest_vocabulary(w))}")
+            out.append(self.vocab.stoi[st])
+        return torch.tensor(sorted(set(out)), dtype=torch.long, device=self.device)
+
+    def nearest_vocabulary(self, word: str, n: int = 6) -> list[str]:
+        """Readable vocabulary words closest to ``word``: spelling first, then meaning."""
+        import difflib
+
+        from tgir.data.wordvec import nearest_words
+
+        names = [self.display.get(w, w) for w in self.vocab.itos[2:]]
+        close = difflib.get_close_matches(word.lower(), names, n=3, cutoff=0.7)
+        return list(dict.fromkeys(close + nearest_words(word, names, n)))[:n]
+
+    @property
+    def display(self) -> dict[str, str]:
+        if self._display is None:
+            p = self.run / "display.json"
+            self._display = json.loads(p.read_text()) if p.is_file() else {}
+        return self._display
+
+    def item_words(self) -> torch.Tensor:
+        """bool (N, V): which vocabulary words each catalog item's metadata has (eq. 11)."""
+        if self._item_words is None:
+            from tgir.data.catalog_words import stems
+
+            m = torch.zeros(len(self.index.items), len(self.vocab), dtype=torch.bool)
+            for i, it in enumerate(self.index.items):
+                ids = [self.vocab.stoi[s] for s in stems(it.get("text", ""))
+                       if self.vocab.stoi.get(s, 1) >= 2]
+                m[i, ids] = True
+            self._item_words = m.to(self.device)
+        return self._item_words
+
+    @torch.no_grad()
+    def _refine_search(self, q: Query, k: int) -> list[Result]:
+        from tgir.data.text import tokenize
+
+        m = self.model
+        plus = self.word_ids([*tokenize(q.text), *q.plus])
+        minus = self.word_ids(list(q.minus))
+        g = self.stored_vectors()
+        f_query = None
+        exclude: set[int] = set()
+        if q.has_reference:
+            ref = to_tensor_batch(self.reference_array(q)[None]).to(self.device)
+            f_query = m.encode_image(ref)
+            if not q.keep_reference:
+                if q.item_id is not None:
+                    exclude.add(self.index.row_of[q.item_id])
+                else:  # an uploaded copy of a catalog image
+                    cos = torch.nn.functional.cosine_similarity(f_query, g[:, :m.embed_dim])
+                    best = int(cos.argmax())
+                    if float(cos[best]) > 1 - 1e-5:
+                        exclude.add(best)
+        method = q.method or "qa+saf"
+        scores = m.refine_scores(f_query, plus, minus, g, method,
+                                 self.item_words() if method == "filter" else None)
+        top = torch.topk(scores, min(k + len(exclude), len(scores)))
+        return self._results(top.values.cpu().numpy(), top.indices.cpu().numpy(), exclude, k)
 
     @property
     def attribute_schema(self) -> dict[str, list[str]] | None:

@@ -57,6 +57,14 @@ def _attributes(value) -> dict[str, str] | None:
     return value
 
 
+def _method(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in ("qa+saf", "qa", "saf", "filter"):
+        raise HTTPException(422, "method must be one of qa+saf, qa, saf, filter")
+    return value
+
+
 def _int(value, name: str, default: int) -> int:
     if value is None or value == "":
         return default
@@ -142,6 +150,10 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         "plus": {"type": "string", "description": "desired words, space separated"},
         "minus": {"type": "string", "description": "undesired words, space separated"},
         "keep_reference": {"type": "boolean", "default": False},
+        "method": {"type": "string", "enum": ["qa+saf", "qa", "saf", "filter"],
+                   "description": "refinement method of the joint embedding (seed 001): "
+                                  "query arithmetic + soft attribute filtering (default), "
+                                  "query arithmetic, soft filtering, or hard filtering"},
         "attributes": {"description": "attribute query (attribute models): an object "
                                       "{attribute: value}, or 'gender=woman; skin=dark'",
                        "oneOf": [{"type": "object", "additionalProperties": {"type": "string"}},
@@ -190,13 +202,15 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         q = Query(text=text, image=image, item_id=data.get("item_id") or None,
                   plus=_words(data.get("plus")), minus=_words(data.get("minus")),
                   keep_reference=_bool(data.get("keep_reference", False)),
-                  attributes=_attributes(data.get("attributes")))
+                  attributes=_attributes(data.get("attributes")),
+                  method=_method(data.get("method")))
         if q.item_id is not None and not isinstance(q.item_id, str):
             raise HTTPException(422, "item_id must be a string")
         k = _int(data.get("k"), "k", 10)
         hits = searcher.search(q, k)
         return {"query": {"text": q.text, "item_id": q.item_id, "plus": q.plus,
                           "minus": q.minus, "uploaded": image is not None, "k": k,
+                          "method": q.method,
                           "attributes": (searcher.complete_attributes(q.attributes)
                                          if q.attributes else None)},
                 "results": [{**asdict(h), "image": f"/items/{h.id}/image"} for h in hits]}
