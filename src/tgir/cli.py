@@ -142,6 +142,33 @@ def _cmd_ablate(a: argparse.Namespace) -> None:
     print(f"wrote {Path(a.out) / 'ablation.json'}")
 
 
+def _cmd_bench_refine(a: argparse.Namespace) -> None:
+    from tgir.data import build
+    from tgir.engine.device import pick_device
+    from tgir.eval.refine import (
+        attribute_examples,
+        markdown_table,
+        run_refine_benchmark,
+        save_result,
+    )
+    from tgir.models.checkpoint import load_run
+
+    cfg, vocab, model = load_run(a.run_dir, pick_device(a.device))
+    root = a.data or cfg.data.root
+    train_split = build(cfg.data.name, root, "train", cfg.data.image_size)
+    test_split = build(cfg.data.name, root, cfg.data.eval_split, cfg.data.image_size)
+    result = run_refine_benchmark(model, vocab, train_split, test_split,
+                                  per_category=a.per_category, k=a.k, seed=a.seed,
+                                  oracle_steps=a.oracle_steps)
+    out = Path(a.out) if a.out else Path(a.run_dir) / "refine"
+    save_result(result, out)
+    attribute_examples(model, vocab, test_split, out / "attribute_examples.png")
+    print(f"{result['queries']} queries ({a.per_category} per category), nDCG@{a.k}, "
+          f"test catalog of {len(test_split.images)} items")
+    print(markdown_table(result))
+    print(f"wrote {out / 'refine.json'}, {out / 'refine.md'}, {out / 'attribute_examples.png'}")
+
+
 def _cmd_show(a: argparse.Namespace) -> None:
     from tgir.data.sheet import contact_sheet
 
@@ -316,6 +343,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value for every run (repeatable)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_ablate)
+
+    bn = sub.add_parser("bench", help="paper benchmarks over a trained run",
+                        description="Benchmarks that need more than the retrieval metrics of "
+                        "tgir eval.")
+    bsub = bn.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    rf = bsub.add_parser(
+        "refine", help="seed 001 Table 1: SAF / QA / QA+SAF with V-nDCG, T-nDCG, MM",
+        description="Generate seed 001's multimodal refinement queries on the run's test "
+        "catalog (a query item + desired / undesired words of one attribute category: add, "
+        "remove or replace), rank the catalog with soft attribute filtering (eq. 12), query "
+        "arithmetic (eq. 9-10) and both (eq. 13), and score the top K with V-nDCG (a visual "
+        "oracle trained with a triplet loss), T-nDCG (the metadata meets the request) and "
+        "MM = sqrt(V x T). Also draws attribute-extraction examples (Figure 3).")
+    rf.add_argument("run_dir", help="a trained joint-embedding run (model.name: joint)")
+    rf.add_argument("--data", default=None, help="catalog directory (default: the run's)")
+    rf.add_argument("--per-category", type=int, default=200,
+                    help="queries per attribute category (200)")
+    rf.add_argument("-k", type=int, default=10, help="nDCG cut-off K (10)")
+    rf.add_argument("--seed", type=int, default=0, help="query sampling seed (0)")
+    rf.add_argument("--oracle-steps", type=int, default=400,
+                    help="training steps of the visual oracle (400)")
+    rf.add_argument("--out", default=None, help="output directory (default RUN_DIR/refine)")
+    rf.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    rf.set_defaults(func=_cmd_bench_refine)
 
     h = sub.add_parser("show", help="write a contact sheet PNG of a dataset",
                        description="Draw a grid of a dataset's images with their names or "
