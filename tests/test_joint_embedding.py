@@ -204,3 +204,38 @@ def test_joint_embedding_trains_calibrates_and_refines(tmp_path):
     assert bad.status_code == 400 and "nearest vocabulary words" in bad.json()["detail"]
     assert client.post("/search", json={"item_id": "i000", "plus": "red",
                                         "method": "x"}).status_code == 422
+    # seed 001 Table 1 protocol on the toy catalog (colour pool only)
+    from tgir.eval.refine import markdown_table, run_refine_benchmark
+
+    res = run_refine_benchmark(model, vocab, cat, cat, per_category=20, k=5, oracle_steps=20)
+    assert set(res["table"]) == {"color", "overall"} and res["queries"] == 20
+    for m in ("saf", "qa", "qa+saf"):
+        r = res["table"]["overall"][m]
+        assert 0 <= r["T-nDCG"] <= 1 and 0 <= r["V-nDCG"] <= 1
+        assert r["MM"] == pytest.approx(math.sqrt(r["V-nDCG"] * r["T-nDCG"]))
+    assert res["table"]["overall"]["qa+saf"]["T-nDCG"] > 0.5  # the words are honoured
+    assert "**" in markdown_table(res)
+
+
+def test_ndcg_uses_the_upper_bound_idcg():
+    from tgir.eval.refine import ndcg_at_k
+
+    got = ndcg_at_k(np.array([[1.0, 0.0, 1.0], [0.5, 0.5, 0.5]]))
+    idcg = 1 + 1 / np.log2(3) + 1 / np.log2(4)  # K items of relevance 1 (§6)
+    assert got[0] == pytest.approx((1 + 0.5) / idcg)
+    assert got[1] == pytest.approx(0.5)
+
+
+def test_refinement_queries_follow_their_operation():
+    from tgir.eval.refine import generate_queries
+
+    cat = toy_catalog(60)
+    pools = {"color": ["blue", "green", "red"], "size": ["larg", "small"], "empty": ["x"]}
+    qs = generate_queries(cat, pools, per_category=40, seed=1)
+    assert {q["category"] for q in qs} == {"color", "size"} and len(qs) == 80
+    assert {q["op"] for q in qs} == {"add", "remove", "replace"}
+    for q in qs:
+        words = cat.words[q["item"]]
+        assert all(w not in words and w in pools[q["category"]] for w in q["plus"])
+        assert all(w in words for w in q["minus"])
+        assert (q["op"] == "add") == (not q["minus"]) and (q["op"] == "remove") == (not q["plus"])
