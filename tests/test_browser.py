@@ -18,16 +18,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_run, tiny_css2d, tmp_path_factory):
+def _serve(index, run):
     import uvicorn
 
-    from tgir.search.index import build_index
     from tgir.search.server import create_app
 
-    idx = build_index(tiny_run, tiny_css2d, tmp_path_factory.mktemp("b") / "idx", progress=False)
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(idx, tiny_run), host="127.0.0.1", port=port,
+    srv = uvicorn.Server(uvicorn.Config(create_app(index, run), host="127.0.0.1", port=port,
                                         log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
@@ -35,7 +32,16 @@ def server(tiny_run, tiny_css2d, tmp_path_factory):
         if srv.started:
             break
         time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    return srv, th, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tiny_css2d, tmp_path_factory):
+    from tgir.search.index import build_index
+
+    idx = build_index(tiny_run, tiny_css2d, tmp_path_factory.mktemp("b") / "idx", progress=False)
+    srv, th, url = _serve(idx, tiny_run)
+    yield url
     srv.should_exit = True
     th.join(timeout=10)
 
@@ -99,22 +105,6 @@ def test_query_renders_images_and_click_refines(server, browser, tmp_path):
     assert browser.find_element(By.ID, "error").text == ""
     browser.save_screenshot(str(tmp_path / "refined.png"))
 
-
-def _serve(index, run):
-    import uvicorn
-
-    from tgir.search.server import create_app
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(index, run), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.1)
-    return srv, th, f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.slow

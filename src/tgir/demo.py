@@ -42,27 +42,18 @@ def builtin_config(dataset: str, model: str) -> Path:
 
 def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
     """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
-    if dataset == "clipart":
-        from tgir.data import clipart
+    source = dataset.removesuffix("_attr")
+    if source in ("clipart", "emoji"):  # generated from Debian packages, full size
+        import importlib
 
+        mod = importlib.import_module(f"tgir.data.{source}")
         try:
-            if clipart.read_annotations(root)["params"]["limit"] is None:
+            if mod.read_annotations(root)["params"]["limit"] is None:
                 return
         except TgirError:
             pass
-        print(f"generating clipart in {root}", file=sys.stderr)
-        clipart.generate(root, progress=progress)
-        return
-    if dataset in ("emoji", "emoji_attr"):
-        from tgir.data import emoji
-
-        try:
-            if emoji.read_annotations(root)["params"]["limit"] is None:
-                return
-        except TgirError:
-            pass
-        print(f"generating emoji in {root}", file=sys.stderr)
-        emoji.generate(root, progress=progress)
+        print(f"generating {source} in {root}", file=sys.stderr)
+        mod.generate(root, progress=progress)
         return
     try:
         doc = css2d.read_annotations(root)

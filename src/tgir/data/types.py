@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def _check_images(name: str, images: np.ndarray) -> None:
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"{name}: images must be uint8 (N,H,W,3), got {images.dtype} "
+                         f"{images.shape}")
+
+
 @dataclass
 class ComposedSplit:
     """One split of a composed (reference image + modification text -> target) benchmark.
@@ -28,9 +34,7 @@ class ComposedSplit:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got "
-                             f"{self.images.dtype} {self.images.shape}")
+        _check_images(self.name, self.images)
         if len(self.labels) != n:
             raise ValueError(f"{self.name}: {len(self.labels)} labels for {n} images")
         if not (len(self.query_source) == len(self.query_text) == len(self.query_target)):
@@ -78,9 +82,7 @@ class AttributeSplit:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got "
-                             f"{self.images.dtype} {self.images.shape}")
+        _check_images(self.name, self.images)
         a = np.asarray(self.attributes)
         if a.ndim != 2 or len(a) != n or a.shape[1] != len(self.schema):
             raise ValueError(f"{self.name}: attributes must be ({n}, {len(self.schema)}), got "
@@ -133,9 +135,7 @@ class ItemTextSplit:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got "
-                             f"{self.images.dtype} {self.images.shape}")
+        _check_images(self.name, self.images)
         if not (len(self.words) == len(self.texts) == n):
             raise ValueError(f"{self.name}: {n} images, {len(self.words)} word lists, "
                              f"{len(self.texts)} texts")

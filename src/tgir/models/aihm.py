@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
-from tgir.models.encoders import FeatureCache, create_image_encoder
+from tgir.models.encoders import FeatureCache, create_image_encoder, pooled_feature
 
 
 def balanced_tree(n_attr: int, leaves: int = 4) -> tuple[list[list[int]], list[list[int]]]:
@@ -234,13 +234,8 @@ class AIHM(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone feature (B, C) (ResNet-50's 2048-d output in the paper); with
         ``freeze_backbone`` the backbone stays in eval mode and builds no graph."""
-        if self.freeze_backbone:
-            self.backbone.eval()
-            with torch.no_grad():
-                if self.training:
-                    return self._cache(lambda x: self.backbone(x)[-1].mean(dim=(2, 3)), images)
-                return self.backbone(images)[-1].mean(dim=(2, 3))
-        return self.backbone(images)[-1].mean(dim=(2, 3))
+        return pooled_feature(self.backbone, images, self.freeze_backbone, self._cache,
+                              self.training)
 
     def attribute_ids(self, query: dict[str, str] | list[dict[str, str]]) -> torch.Tensor:
         """Value ids (Q, A) of attribute sets given by name; every attribute is required."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.aihm import attribute_value_ids
-from tgir.models.encoders import FeatureCache, create_image_encoder
+from tgir.models.encoders import FeatureCache, create_image_encoder, pooled_feature
 
 
 class AttributeClassifier(nn.Module):
@@ -46,13 +46,8 @@ class AttributeClassifier(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone feature (B, C) (ResNet-50's 2048-d output in the paper); with
         ``freeze_backbone`` the backbone stays in eval mode and builds no graph."""
-        if self.freeze_backbone:
-            self.backbone.eval()
-            with torch.no_grad():
-                if self.training:
-                    return self._cache(lambda x: self.backbone(x)[-1].mean(dim=(2, 3)), images)
-                return self.backbone(images)[-1].mean(dim=(2, 3))
-        return self.backbone(images)[-1].mean(dim=(2, 3))
+        return pooled_feature(self.backbone, images, self.freeze_backbone, self._cache,
+                              self.training)
 
     def logits(self, images: torch.Tensor) -> list[torch.Tensor]:
         f = self.encode_image(images)

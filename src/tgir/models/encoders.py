@@ -173,3 +173,17 @@ class FeatureCache:
         while len(self.store) > self.max_items:
             self.store.popitem(last=False)
         return out
+
+
+def pooled_feature(backbone: nn.Module, images: torch.Tensor, frozen: bool,
+                   cache: FeatureCache | None, training: bool) -> torch.Tensor:
+    """A backbone's last map, average-pooled (B, C). ``frozen``: the backbone stays in eval
+    mode and builds no graph, and during training each image's feature is computed once
+    (``cache``)."""
+    if not frozen:
+        return backbone(images)[-1].mean(dim=(2, 3))
+    backbone.eval()
+    with torch.no_grad():
+        if training and cache is not None:
+            return cache(lambda x: backbone(x)[-1].mean(dim=(2, 3)), images)
+        return backbone(images)[-1].mean(dim=(2, 3))
