@@ -103,6 +103,16 @@ def test_emoji_loader_catalog_and_sheet(emoji_dir, tmp_path):
     assert Image.open(out).size[0] > 500
 
 
+@needs_emoji
+def test_emoji_pairs_for_the_joint_embedding(emoji_dir):
+    tr = build("emoji_pairs", emoji_dir, "train", 32)
+    te = build("emoji_pairs", emoji_dir, "test", 32)
+    assert tr.vocabulary == te.vocabulary and {"red", "heart"} <= set(tr.vocabulary)
+    assert set(tr.image_ids).isdisjoint(te.image_ids)
+    i = tr.image_ids.index(next(it for it in tr.image_ids if it == "2764-fe0f"))
+    assert tr.texts[i].startswith("red heart") and {"red", "heart"} <= set(tr.words[i])
+
+
 @needs_clipart
 def test_clipart_generation(tmp_path):
     out = C.generate(tmp_path / "clip", size=48, limit=60, min_count=2, progress=False)
@@ -115,6 +125,14 @@ def test_clipart_generation(tmp_path):
         assert np.asarray(Image.open(out / it["file"])).min() < 250
     assert all(v >= 2 for v in doc["vocabulary"].values())
     assert {it["split"] for it in doc["items"]} == {"train", "test"}
+    # seed 001 pairs: metadata words = stemmed nouns / adjectives of title + category path
+    pairs = build("clipart", out, "train")
+    assert pairs.vocabulary and all(set(w) <= set(pairs.vocabulary) for w in pairs.words)
+    assert len(pairs.images) + pairs.meta["dropped"] == sum(
+        it["split"] == "train" for it in doc["items"])
+    for t, cats in zip(pairs.texts, pairs.meta["categories"], strict=True):
+        assert cats[0].split("/")[0].replace("_", " ") in t  # the category path is in the text
+    assert list(out.glob("words-*.json"))  # the tagging is cached
 
 
 def test_clipart_bad_svg_is_counted_not_fatal(tmp_path):

@@ -181,7 +181,7 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     from tgir.demo import DEFAULT_MODELS, run_demo
 
     steps_scale = a.steps_scale if a.steps_scale else (1.0 if a.scale == "demo" else 2.0)
-    source = a.dataset.removesuffix("_attr")  # attribute benchmarks share their images
+    source = a.dataset.split("_")[0]  # attribute benchmarks share their images
     default_dir = ("tgir-demo" if source == "css2d" and a.scale == "demo" else
                    f"tgir-{a.scale}" if source == "css2d" else f"tgir-{source}")
     workdir = Path(a.workdir) if a.workdir else Path(default_dir)
@@ -385,12 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "baselines, evaluate them next to a copy-the-source baseline, and "
                        "print one JSON line with the results. Finished runs are reused.")
     d.add_argument("--dataset", default="css2d",
-                   choices=["css2d", "emoji", "emoji_attr", "css2d_attr", "clipart"],
+                   choices=["css2d", "emoji", "emoji_attr", "css2d_attr", "clipart",
+                            "emoji_pairs"],
                    help="benchmark: css2d (default), emoji composed queries, or the attribute "
                         "queries of seed 000 (AIHM): emoji_attr (person emoji: gender, skin, "
                         "hair, role) or css2d_attr (scene: object count, first object's "
                         "colour / shape / size); zero-shot splits; or clipart: seed 001's joint "
-                        "image / catalog-text embedding (MBMR + attributes vs MBMR vs triplet)")
+                        "image / catalog-text embedding (MBMR + attributes vs MBMR vs triplet), "
+                        "emoji_pairs: the same on emoji names + keywords")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],

@@ -28,11 +28,12 @@ DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
                   "emoji": "maaf,tirg,concat,image_only,text_only",
                   "emoji_attr": "aihm,aihm4,attr_classifier",
                   "css2d_attr": "aihm,aihm4,attr_classifier",
-                  "clipart": "joint,joint_mbmr,joint_triplet"}
+                  "clipart": "joint,joint_mbmr,joint_triplet",
+                  "emoji_pairs": "joint"}
 
 
 def builtin_config(dataset: str, model: str) -> Path:
-    dataset = dataset.removesuffix("_attr")  # one config folder per image source
+    dataset = dataset.split("_")[0]  # one config folder per image source
     p = CONFIG_DIR / dataset / f"{model}.yaml"
     if not p.is_file():
         known = sorted(x.stem for x in (CONFIG_DIR / dataset).glob("*.yaml"))
@@ -42,7 +43,7 @@ def builtin_config(dataset: str, model: str) -> Path:
 
 def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
     """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
-    source = dataset.removesuffix("_attr")
+    source = dataset.split("_")[0]
     if source in ("clipart", "emoji"):  # generated from Debian packages, full size
         import importlib
 
@@ -102,7 +103,7 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     built-in configs (their steps times ``steps_scale``) into ``workdir/runs``, evaluate;
     returns the one-line summary."""
     t0 = time.time()
-    source = dataset.removesuffix("_attr")
+    source = dataset.split("_")[0]
     root = workdir / "data" / (f"css2d-{scale}" if source == "css2d" else source)
     _ensure_data(dataset, root, scale, progress)
     image_size = config.load(builtin_config(dataset, models[0])).data.image_size

@@ -12,8 +12,10 @@ chose the vocabulary, and a query word is whatever the user typed.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 
 from tgir import TgirError
 from tgir.data.text import tokenize
@@ -97,3 +99,49 @@ def display_names(vocabulary: list[str], surface: Counter) -> dict[str, str]:
         if s not in best or (c, w) > best[s]:
             best[s] = (c, w)
     return {s: best[s][1] if s in best else s for s in vocabulary}
+
+
+def cached_vocabulary(root: Path, ids: list[str], texts: list[str], is_train: list[bool],
+                      min_count: int, tag: str) -> dict:
+    """§4.1 over a catalog directory, cached in ``root/words-{tag}-{min_count}.json`` (the
+    tagger reads every text once): the vocabulary (from the train items), readable names and
+    each item's vocabulary words."""
+    cache = Path(root) / f"words-{tag}-{min_count}.json"
+    if cache.is_file():
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("items") == len(ids):
+                return data
+        except json.JSONDecodeError:
+            pass  # rebuilt below
+    words, surface = analyze(texts)
+    vocab = build_vocabulary([w for w, t in zip(words, is_train, strict=True) if t], min_count)
+    known = set(vocab)
+    data = {"items": len(ids), "min_count": min_count, "vocabulary": vocab,
+            "display": display_names(vocab, surface),
+            "words": {i: [w for w in ws if w in known] for i, ws in zip(ids, words, strict=True)}}
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(cache)
+    return data
+
+
+def pairs_split(name: str, root: Path, items: list[dict], texts: list[str], cw: dict,
+                image_size: int | None, strict: bool, meta: dict):
+    """An ``ItemTextSplit`` of ``items`` (dicts with "id" and "file"); items whose text has no
+    vocabulary word are left out and counted in ``meta["dropped"]``."""
+    from tgir.data.images import load_images
+    from tgir.data.types import ItemTextSplit
+
+    keep = [j for j, it in enumerate(items) if cw["words"][it["id"]]]
+    return ItemTextSplit(
+        name=name,
+        images=load_images([Path(root) / items[j]["file"] for j in keep], image_size,
+                           desc=name, strict=strict),
+        words=[cw["words"][items[j]["id"]] for j in keep],
+        texts=[texts[j] for j in keep], vocabulary=cw["vocabulary"], display=cw["display"],
+        image_ids=[items[j]["id"] for j in keep],
+        meta={**{k: [v[j] for j in keep] if isinstance(v, list) else v
+                 for k, v in meta.items()},
+              "root": str(root), "dropped": len(items) - len(keep)},
+    )

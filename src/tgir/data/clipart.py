@@ -151,58 +151,25 @@ def item_text(it: dict) -> str:
 
 def catalog_words(root: Path, min_count: int = 5) -> dict:
     """Seed 001 §4.1 over the catalog (tokenise, stem, noun / adjective filter, frequency
-    threshold on the train split), cached in ``DIR/words-v2-{min_count}.json`` (the analysis
-    tags every text once)."""
-    from tgir.data.catalog_words import analyze, build_vocabulary, display_names
+    threshold on the train split), cached beside ``clipart.json``."""
+    from tgir.data.catalog_words import cached_vocabulary
 
-    root = Path(root)
-    doc = read_annotations(root)
-    cache = root / f"words-v2-{min_count}.json"
-    if cache.is_file():
-        try:
-            data = json.loads(cache.read_text())
-            if data.get("items") == len(doc["items"]):
-                return data
-        except json.JSONDecodeError:
-            pass  # rebuilt below
-    texts = [item_text(it) for it in doc["items"]]
-    words, surface = analyze(texts)
-    vocab = build_vocabulary([w for w, it in zip(words, doc["items"], strict=True)
-                              if it["split"] == "train"], min_count)
-    known = set(vocab)
-    data = {"items": len(doc["items"]), "min_count": min_count, "vocabulary": vocab,
-            "display": display_names(vocab, surface),
-            "words": {it["id"]: [w for w in ws if w in known]
-                      for it, ws in zip(doc["items"], words, strict=True)}}
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(cache)
-    return data
+    items = read_annotations(root)["items"]
+    return cached_vocabulary(root, [it["id"] for it in items], [item_text(it) for it in items],
+                             [it["split"] == "train" for it in items], min_count, "v2")
 
 
 def load_pairs(root: Path, split: str, image_size: int | None = None,
                strict: bool = False):
     """Image-text pairs of ``split`` for the joint embedding of seed 001: each item's image and
-    its metadata words. Items whose metadata has no vocabulary word are left out (counted in
-    ``meta["dropped"]``)."""
-    from tgir.data.images import load_images
-    from tgir.data.types import ItemTextSplit
+    its metadata words (title + category path)."""
+    from tgir.data.catalog_words import pairs_split
 
     root = Path(root)
     doc = read_annotations(root)
     if split not in ("train", "test"):
         raise TgirError(f"clipart at {root} has no split {split!r} (train, test)")
-    cw = catalog_words(root)
     items = [it for it in doc["items"] if it["split"] == split]
-    kept = [it for it in items if cw["words"][it["id"]]]
-    return ItemTextSplit(
-        name=f"clipart-{split}",
-        images=load_images([root / it["file"] for it in kept], image_size,
-                           desc=f"clipart {split}", strict=strict),
-        words=[cw["words"][it["id"]] for it in kept],
-        texts=[item_text(it) for it in kept],
-        vocabulary=cw["vocabulary"], display=cw["display"],
-        image_ids=[it["id"] for it in kept],
-        meta={"dataset": "clipart", "root": str(root), "dropped": len(items) - len(kept),
-              "categories": [it["categories"] for it in kept]},
-    )
+    return pairs_split(f"clipart-{split}", root, items, [item_text(it) for it in items],
+                       catalog_words(root), image_size, strict,
+                       {"dataset": "clipart", "categories": [it["categories"] for it in items]})

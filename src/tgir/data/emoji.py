@@ -298,3 +298,30 @@ def load_attributes(root: Path, split: str, image_size: int | None = None,
         meta={"dataset": "emoji_attr", "root": str(root),
               "names": [it["name"] for it in items]},
     )
+
+
+def item_text(it: dict) -> str:
+    """An emoji's catalog text: its CLDR name, keywords and group path."""
+    return ". ".join(x for x in [it["name"], ", ".join(it.get("keywords", [])),
+                                 f"{it['group']}, {it['subgroup'].replace('-', ' ')}"] if x)
+
+
+def load_pairs(root: Path, split: str, image_size: int | None = None,
+               strict: bool = False):
+    """Emoji as a second catalog for seed 001's joint embedding: each emoji's image and the
+    vocabulary words of its name, keywords and group (same split as the composed queries)."""
+    from tgir.data.catalog_words import cached_vocabulary, pairs_split
+
+    root = Path(root)
+    doc = read_annotations(root)
+    if split not in ("train", "test"):
+        raise TgirError(f"emoji at {root} has no split {split!r} (train, test)")
+    all_items = doc["items"]
+    cw = cached_vocabulary(root, [it["id"] for it in all_items],
+                           [item_text(it) for it in all_items],
+                           [it["split"] == "train" for it in all_items], 5, "v1")
+    items = [it for it in all_items if it["split"] == split]
+    return pairs_split(f"emoji-{split}", root, items, [item_text(it) for it in items], cw,
+                       image_size, strict,
+                       {"dataset": "emoji_pairs",
+                        "categories": [[f"{it['group']}/{it['subgroup']}"] for it in items]})

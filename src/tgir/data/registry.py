@@ -17,6 +17,7 @@ _DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit | ItemTextSpli
     "emoji": emoji.load,
     "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
     "clipart": clipart.load_pairs,  # image <-> catalog metadata words (seed 001)
+    "emoji_pairs": emoji.load_pairs,  # image <-> name + keywords words (seed 001)
 }
 
 
