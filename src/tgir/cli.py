@@ -154,6 +154,8 @@ def _cmd_bench_refine(a: argparse.Namespace) -> None:
     from tgir.models.checkpoint import load_run
 
     cfg, vocab, model = load_run(a.run_dir, pick_device(a.device))
+    if a.qa_raw:
+        model.qa_normalize = False  # the literal eq. 9, without unit-length terms
     root = a.data or cfg.data.root
     train_split = build(cfg.data.name, root, "train", cfg.data.image_size)
     test_split = build(cfg.data.name, root, cfg.data.eval_split, cfg.data.image_size)
@@ -364,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--seed", type=int, default=0, help="query sampling seed (0)")
     rf.add_argument("--oracle-steps", type=int, default=400,
                     help="training steps of the visual oracle (400)")
+    rf.add_argument("--qa-raw", action="store_true",
+                    help="query arithmetic on the raw vectors (literal eq. 9) instead of "
+                         "unit-length terms")
     rf.add_argument("--out", default=None, help="output directory (default RUN_DIR/refine)")
     rf.add_argument("--device", default="auto", help="auto, cpu or cuda")
     rf.set_defaults(func=_cmd_bench_refine)

@@ -92,7 +92,7 @@ class JointEmbedding(nn.Module):
                  image_encoder_cfg: dict | None = None, embed_dim: int = 256,
                  loss: str = "mbmr", tau: float = 0.025, margin: float = 0.2,
                  attr_weight: float = 1.0, unfreeze_at: int = 1000, unfreeze_blocks: int = 2,
-                 cache_features: bool = True):
+                 cache_features: bool = True, qa_normalize: bool = True):
         super().__init__()
         if loss not in ("mbmr", "triplet"):
             raise TgirError(f"unknown loss {loss!r} for the joint embedding (mbmr, triplet)")
@@ -113,6 +113,7 @@ class JointEmbedding(nn.Module):
         self.attr_weight = attr_weight
         self.unfreeze_at = unfreeze_at
         self.unfrozen = False
+        self.qa_normalize = qa_normalize
         self._cache = FeatureCache(max_items=100_000) if cache_features else None
         self.embed_dim, self.vocab_size = embed_dim, vocab_size
 
@@ -256,12 +257,19 @@ class JointEmbedding(nn.Module):
     # ------------------------------------------------------------------ §5 search
     def query_vector(self, f_query: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor
                      ) -> torch.Tensor:
-        """q = f_I + sum f_w+ - sum f_w- (eq. 9-10)."""
+        """q = f_I + sum f_w+ - sum f_w- (eq. 9-10). With ``qa_normalize`` (default) every term
+        is first scaled to unit length: MBMR trains cosines only, so the norm of f_I relative to
+        the word vectors is arbitrary (on clipart f_I is ~50x longer, and raw arithmetic leaves
+        the query where the image is); on the unit sphere each word moves the query as much as
+        the image anchors it. ``qa_normalize=False`` is the literal eq. 9."""
+        w = self.words.weight
+        if self.qa_normalize:
+            f_query, w = F.normalize(f_query, dim=-1), F.normalize(w, dim=-1)
         q = f_query.clone()
         if len(plus):
-            q = q + self.words.weight[plus].sum(0)
+            q = q + w[plus].sum(0)
         if len(minus):
-            q = q - self.words.weight[minus].sum(0)
+            q = q - w[minus].sum(0)
         return q
 
     @torch.no_grad()
