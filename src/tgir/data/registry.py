@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tgir import TgirError
 from tgir.data import clipart, css2d, emoji
-from tgir.data.formats import css, market_attr
+from tgir.data.formats import css, person_attr
 from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
 
 _DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit | ItemTextSplit]] = {
@@ -18,7 +18,8 @@ _DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit | ItemTextSpli
     "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
     "clipart": clipart.load_pairs,  # image <-> catalog metadata words (seed 001)
     "emoji_pairs": emoji.load_pairs,  # image <-> name + keywords words (seed 001)
-    "market1501_attr": market_attr.load,  # Market-1501 attributes (seed 000 real use)
+    "market1501_attr": person_attr.load,  # Market-1501 attributes (seed 000 real use)
+    "duke_attr": person_attr.load_duke,  # DukeMTMC-reID attributes (seed 000 real use)
 }
 
 

@@ -7,15 +7,16 @@ from PIL import Image
 
 from tgir import TgirError, config
 from tgir.data import build
-from tgir.data.formats.market_attr import BINARY, DOWN_COLORS, SCHEMA, UP_COLORS
+from tgir.data.formats.person_attr import DUKE, MARKET, SCHEMA
 
 scipy_io = pytest.importorskip("scipy.io")
 
 
-def _struct(ids, rng):
-    d = {f: rng.integers(1, 3, (1, len(ids))) for f in BINARY}
-    d["age"] = rng.integers(1, 5, (1, len(ids)))
-    for prefix, colors in (("up", UP_COLORS), ("down", DOWN_COLORS)):
+def _struct(ids, rng, spec=MARKET):
+    d = {f: rng.integers(1, 3, (1, len(ids))) for f in spec.binary}
+    if spec.age:
+        d["age"] = rng.integers(1, len(spec.age) + 1, (1, len(ids)))
+    for prefix, colors in (("up", spec.up_colors), ("down", spec.down_colors)):
         pick = rng.integers(0, len(colors), len(ids))
         for j, c in enumerate(colors):
             d[f"{prefix}{c}"] = np.where(pick == j, 2, 1)[None]
@@ -23,14 +24,13 @@ def _struct(ids, rng):
     return d
 
 
-def write_market(root, rng=None):
+def write_market(root, rng=None, spec=MARKET):
     rng = rng or np.random.default_rng(0)
     train_ids, test_ids = ["0002", "0007", "0010", "0011"], ["0001", "0003", "0004"]
-    tr, te = _struct(train_ids, rng), _struct(test_ids, rng)
-    for k in [f"down{c}" for c in DOWN_COLORS]:  # identity 0001: no lower colour
+    tr, te = _struct(train_ids, rng, spec), _struct(test_ids, rng, spec)
+    for k in [f"down{c}" for c in spec.down_colors]:  # identity 0001: no lower colour
         te[k][0, 0] = 1
-    scipy_io.savemat(root / "market_attribute.mat",
-                     {"market_attribute": {"train": tr, "test": te}})
+    scipy_io.savemat(root / f"{spec.struct}.mat", {spec.struct: {"train": tr, "test": te}})
     for folder, ids in (("bounding_box_train", train_ids),
                         ("bounding_box_test", [*test_ids, "0000", "-1"])):
         (root / folder).mkdir()
@@ -83,3 +83,18 @@ def test_market_attributes_train_one_step_and_evaluate(tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     r = evaluate_run(tmp_path / "run", progress=False)
     assert set(r["metrics"]) == {"R@1", "R@5", "mAP"} and r["queries"] == 3
+
+
+def test_duke_attributes_share_the_layout(tmp_path):
+    (tmp_path / "attribute").mkdir()
+    tr_raw, te_raw = write_market(tmp_path, spec=DUKE)
+    (tmp_path / "duke_attribute.mat").rename(tmp_path / "attribute" / "duke_attribute.mat")
+    te = build("duke_attr", tmp_path, "test", 32)
+    assert list(te.schema) == [*DUKE.binary, "upcolor", "downcolor"] and "age" not in te.schema
+    row = dict(zip(te.schema, te.attributes[0], strict=True))
+    assert te.schema["shoes"][row["shoes"]] == ("dark shoes", "light shoes")[
+        te_raw["shoes"][0, 0] - 1]
+    assert te.schema["downcolor"][row["downcolor"]] == "unknown"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TgirError, match="duke_attribute.mat"):
+        build("duke_attr", tmp_path / "empty", "test")
