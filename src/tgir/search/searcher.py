@@ -307,6 +307,11 @@ class Searcher:
         canvas = Image.new("RGB", (w, cell + 2 * head + 2 * pad), (235, 235, 235))
         d = ImageDraw.Draw(canvas)
         words = " ".join([f"+{x}" for x in q.plus] + [f"-{x}" for x in q.minus])
+        if q.attributes:
+            words += " " + ", ".join(f"{k}={v}" for k, v in
+                                     self.complete_attributes(q.attributes).items())
+        if q.method:
+            words += f" [{q.method}]"
         d.text((pad, pad), f"query: {q.text} {words}"[: w // 6], fill=(0, 0, 0))
         if q.has_reference:
             ref = Image.fromarray(self.reference_array(q)).resize((cell, cell), Image.NEAREST)
