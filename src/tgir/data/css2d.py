@@ -381,3 +381,43 @@ def load_attributes(root: Path, split: str, image_size: int | None = None,
         image_ids=[Path(im["file"]).stem for im, _ in chosen],
         meta={"dataset": "css2d_attr", "root": str(root)},
     )
+
+
+# ---------------------------------------------------------------- scene descriptions (seed 002)
+def describe_scene(objects: list[dict], rng: random.Random | None = None) -> str:
+    """A sentence naming every object: "a large red circle at top-left and a small blue
+    triangle at bottom-right" (objects in reading order, or shuffled with ``rng``)."""
+    objs = sorted(objects, key=lambda o: tuple(o["cell"]))
+    if rng is not None:
+        rng.shuffle(objs)
+    parts = [f"a {o['size']} {o['color']} {o['shape']} at {position_word(tuple(o['cell']))}"
+             for o in objs]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def load_text(root: Path, split: str, image_size: int | None = None,
+              strict: bool = False):
+    """css2d scenes for sentence -> image retrieval (seed 002): two descriptions per image
+    (reading order and a shuffled order); identical scenes share an identity."""
+    from tgir.data.types import TextImageSplit
+
+    root = Path(root)
+    doc = read_annotations(root)
+    if split not in doc["splits"]:
+        raise TgirError(f"css2d at {root} has no split {split!r} (has {sorted(doc['splits'])})")
+    ims = doc["splits"][split]["images"]
+    rng = random.Random(f"css2d-text-{split}")
+    captions, owner = [], []
+    for i, im in enumerate(ims):
+        for r in (None, rng):
+            captions.append(describe_scene(im["objects"], r))
+            owner.append(i)
+    return TextImageSplit(
+        name=f"css2d-text-{split}",
+        images=load_images([root / im["file"] for im in ims], image_size,
+                           desc=f"css2d {split}", strict=strict),
+        labels=np.array([im["label"] for im in ims], dtype=np.int64),
+        captions=captions, caption_image=np.array(owner, dtype=np.int64),
+        image_ids=[Path(im["file"]).stem for im in ims],
+        meta={"dataset": "css2d_text", "root": str(root)},
+    )

@@ -325,3 +325,31 @@ def load_pairs(root: Path, split: str, image_size: int | None = None,
                        image_size, strict,
                        {"dataset": "emoji_pairs",
                         "categories": [[f"{it['group']}/{it['subgroup']}"] for it in items]})
+
+
+def load_text(root: Path, split: str, image_size: int | None = None,
+              strict: bool = False):
+    """Emoji for sentence -> image retrieval (seed 002): each emoji is its own identity, with
+    two captions, its CLDR name and its keywords (when it has any)."""
+    from tgir.data.types import TextImageSplit
+
+    root = Path(root)
+    doc = read_annotations(root)
+    if split not in ("train", "test"):
+        raise TgirError(f"emoji at {root} has no split {split!r} (train, test)")
+    items = [it for it in doc["items"] if it["split"] == split]
+    captions, owner = [], []
+    for i, it in enumerate(items):
+        captions.append(it["name"])
+        owner.append(i)
+        if it.get("keywords"):
+            captions.append(", ".join(it["keywords"]))
+            owner.append(i)
+    return TextImageSplit(
+        name=f"emoji-text-{split}",
+        images=load_images([root / it["file"] for it in items], image_size,
+                           desc=f"emoji {split}", strict=strict),
+        labels=np.arange(len(items), dtype=np.int64), captions=captions,
+        caption_image=np.array(owner, dtype=np.int64), image_ids=[it["id"] for it in items],
+        meta={"dataset": "emoji_text", "root": str(root)},
+    )

@@ -8,9 +8,10 @@ from pathlib import Path
 from tgir import TgirError
 from tgir.data import clipart, css2d, emoji
 from tgir.data.formats import css, person_attr
-from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
+from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextImageSplit
 
-_DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit | ItemTextSplit]] = {
+Split = ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit
+_DATASETS: dict[str, Callable[..., Split]] = {
     "css2d": css2d.load,
     "css2d_attr": css2d.load_attributes,  # scene attributes -> image, zero-shot (seed 000)
     "css": css.load,
@@ -18,6 +19,8 @@ _DATASETS: dict[str, Callable[..., ComposedSplit | AttributeSplit | ItemTextSpli
     "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
     "clipart": clipart.load_pairs,  # image <-> catalog metadata words (seed 001)
     "emoji_pairs": emoji.load_pairs,  # image <-> name + keywords words (seed 001)
+    "css2d_text": css2d.load_text,  # scene description -> scene (seed 002)
+    "emoji_text": emoji.load_text,  # emoji name / keywords -> emoji (seed 002)
     "market1501_attr": person_attr.load,  # Market-1501 attributes (seed 000 real use)
     "duke_attr": person_attr.load_duke,  # DukeMTMC-reID attributes (seed 000 real use)
 }
@@ -28,7 +31,7 @@ def names() -> list[str]:
 
 
 def build(name: str, root: str | Path, split: str, image_size: int | None = None,
-          strict: bool = False) -> ComposedSplit | AttributeSplit | ItemTextSplit:
+          strict: bool = False) -> Split:
     """Load ``split`` of dataset ``name`` stored at ``root``. Missing or unreadable image files
     are all reported by name with counts; ``strict`` stops at the first one."""
     if name not in _DATASETS:

@@ -169,3 +169,53 @@ class ItemTextSplit:
                              texts=[self.texts[i] for i in idx], vocabulary=self.vocabulary,
                              display=self.display, image_ids=[self.image_ids[i] for i in idx],
                              meta=self.meta)
+
+
+@dataclass
+class TextImageSplit:
+    """Sentence -> image retrieval (seed 002, CUHK-PEDES style): images with an identity
+    label each, and captions that each describe one image. Relevance is by identity: every
+    image (caption) of the caption's (image's) identity is a correct answer."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    captions: list[str]
+    caption_image: np.ndarray
+    image_ids: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        _check_images(self.name, self.images)
+        if len(self.labels) != n:
+            raise ValueError(f"{self.name}: {len(self.labels)} labels for {n} images")
+        if len(self.captions) != len(self.caption_image):
+            raise ValueError(f"{self.name}: captions and caption_image differ in length")
+        ci = np.asarray(self.caption_image, dtype=np.int64)
+        if len(ci) and (ci.min() < 0 or ci.max() >= n):
+            raise ValueError(f"{self.name}: a caption points outside images 0..{n - 1}")
+        self.caption_image = ci
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if not self.image_ids:
+            self.image_ids = [f"{self.name}_{i:06d}" for i in range(n)]
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.captions)
+
+    @property
+    def caption_labels(self) -> np.ndarray:
+        return self.labels[self.caption_image]
+
+    def subset_images(self, idx: np.ndarray, name: str | None = None) -> TextImageSplit:
+        """The images ``idx`` and the captions that describe them."""
+        idx = np.asarray(idx)
+        remap = np.full(len(self.images), -1, dtype=np.int64)
+        remap[idx] = np.arange(len(idx))
+        keep = np.flatnonzero(remap[self.caption_image] >= 0)
+        return TextImageSplit(name=name or self.name, images=self.images[idx],
+                              labels=self.labels[idx],
+                              captions=[self.captions[i] for i in keep],
+                              caption_image=remap[self.caption_image[keep]],
+                              image_ids=[self.image_ids[i] for i in idx], meta=self.meta)
