@@ -24,11 +24,11 @@ from tgir import TgirError, config
 from tgir.data import build
 from tgir.data.images import to_tensor_batch
 from tgir.data.text import Vocabulary
-from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
+from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextImageSplit
 from tgir.engine.device import pick_device
 from tgir.models import checkpoint as ckpt
 
-Split = ComposedSplit | AttributeSplit | ItemTextSplit
+Split = ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit
 Validator = Callable[[torch.nn.Module, Vocabulary, Split], dict[str, float]]
 Batcher = Callable[[np.random.Generator], dict[str, torch.Tensor]]
 
@@ -38,6 +38,13 @@ def split_train_val(split: Split, fraction: float, seed: int) -> tuple[Split, Sp
     attribute split, whole attribute combinations (so validation is zero-shot like test)."""
     if fraction <= 0:
         return split, None
+    if isinstance(split, TextImageSplit):  # whole identities, with all their captions
+        ids = np.unique(split.labels)
+        rng = np.random.default_rng([seed, 7])
+        val_ids = rng.choice(ids, size=max(1, int(round(fraction * len(ids)))), replace=False)
+        is_val = np.isin(split.labels, val_ids)
+        return (split.subset_images(np.flatnonzero(~is_val), f"{split.name}-train"),
+                split.subset_images(np.flatnonzero(is_val), f"{split.name}-val"))
     if isinstance(split, ItemTextSplit):  # whole catalog items
         rng = np.random.default_rng([seed, 7])
         is_val = np.zeros(len(split.images), dtype=bool)
@@ -125,6 +132,19 @@ def pairs_batcher(split: ItemTextSplit, vocab: Vocabulary, tc: config.TrainConfi
         return {"images": to_tensor_batch(split.images[i]).to(device),
                 "word_ids": torch.from_numpy(ids).to(device),
                 "labels": torch.from_numpy(labels).to(device)}
+    return make
+
+
+def caption_batcher(split: TextImageSplit, tc: config.TrainConfig, device: torch.device
+                    ) -> Batcher:
+    """Batches of captions with their images and identities (seed 002)."""
+    def make(rng: np.random.Generator) -> dict:
+        c = rng.choice(split.num_queries, size=min(tc.batch_size, split.num_queries),
+                       replace=False)
+        img = split.caption_image[c]
+        return {"images": to_tensor_batch(split.images[img]).to(device),
+                "texts": [split.captions[i] for i in c],
+                "ids": torch.from_numpy(split.labels[img]).to(device)}
     return make
 
 
@@ -220,6 +240,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                                                cfg.data.image_size, strict=cfg.data.strict)
     attributes = isinstance(full, AttributeSplit)
     pairs = isinstance(full, ItemTextSplit)
+    captions = isinstance(full, TextImageSplit)
+    if captions:  # the identity classifier's size (seed 002 eq. 10)
+        cfg.model.setdefault("num_ids", int(full.labels.max()) + 1)
     if attributes:
         cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
     train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
@@ -234,7 +257,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if resume:
         vocab = Vocabulary.load(out / "vocab.json")
     else:
-        if pairs:
+        if captions:  # the model tokenises its own text (MiniLM word pieces)
+            vocab = Vocabulary([])
+        elif pairs:
             vocab = Vocabulary(full.vocabulary)
             (out / "display.json").write_text(json.dumps(full.display))
         else:
@@ -258,6 +283,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
 
     make_batch = (attribute_batcher(train_split, tc, device) if attributes
                   else pairs_batcher(train_split, vocab, tc, device) if pairs
+                  else caption_batcher(train_split, tc, device) if captions
                   else composed_batcher(train_split, vocab, tc, device))
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume

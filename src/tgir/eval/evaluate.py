@@ -16,7 +16,7 @@ import torch
 
 from tgir.data import build
 from tgir.data.text import Vocabulary
-from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit
+from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextImageSplit
 from tgir.engine.device import pick_device
 from tgir.engine.features import embed_attribute_sets, embed_images, embed_queries, score_all
 from tgir.eval.metrics import DEFAULT_KS, cmc_and_map, recall_at_k, topk_excluding
@@ -73,8 +73,50 @@ def evaluate_pairs(model: torch.nn.Module, vocab: Vocabulary, split: ItemTextSpl
     return out
 
 
+@torch.no_grad()
+def text_image_scores(model, split: TextImageSplit, rerank: int = 50, batch: int = 64
+                      ) -> np.ndarray:
+    """Caption x image scores (C, N), seed 002 at gallery scale: the sentence-level cosine
+    ranks every image; the ``rerank`` best of each caption are then scored with the full
+    hierarchical similarity (global + word + phrase) and moved ahead of the rest in that
+    order. ``rerank >= N`` is the exact full computation."""
+    from tgir.data.images import to_tensor_batch
+
+    model.eval()
+    dev = next(model.parameters()).device
+    imgs = []
+    for i in range(0, len(split.images), batch):
+        imgs.append(model.encode_image(to_tensor_batch(split.images[i:i + batch]).to(dev)))
+    img = {k: torch.cat([x[k] for x in imgs]) for k in imgs[0]}
+    n = len(split.images)
+    out = np.empty((split.num_queries, n), dtype=np.float32)
+    for c in range(0, split.num_queries, batch):
+        txt = model.encode_texts(split.captions[c:c + batch])
+        g = model.global_scores(img, txt).T  # (b, N)
+        k = min(rerank, n)
+        cand = torch.topk(g, k, dim=1).indices  # (b, k)
+        full = g - 1e3  # everything outside the candidates ranks after them
+        for j in range(len(cand)):
+            sub = {key: v[cand[j]] for key, v in img.items()}
+            one = {key: v[j:j + 1] for key, v in txt.items()}
+            full[j, cand[j]] = model.scores(sub, one)[:, 0]
+        out[c:c + len(cand)] = full.cpu().numpy()
+    return out
+
+
+def evaluate_text_image(model, split: TextImageSplit, ks: tuple[int, ...] = (1, 5, 10),
+                        rerank: int = 50) -> dict[str, float]:
+    """Seed 002 protocol: text -> image Rank-1/5/10 and mAP with identity relevance, and the
+    same for image -> text on the same score matrix."""
+    s = text_image_scores(model, split, rerank)
+    rel = split.caption_labels[:, None] == split.labels[None, :]
+    t2i = cmc_and_map(s, rel, ks)
+    i2t = cmc_and_map(s.T, rel.T, ks)
+    return {**{f"t2i {k}": v for k, v in t2i.items()}, **{f"i2t {k}": v for k, v in i2t.items()}}
+
+
 def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
-                   split: ComposedSplit | AttributeSplit | ItemTextSplit,
+                   split: ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit,
                    ks: tuple[int, ...] = DEFAULT_KS,
                    gallery: str = "all", progress: bool = False) -> dict[str, float]:
     """R@K of ``model`` on ``split``. ``gallery="all"``: every image of the split (test
@@ -84,6 +126,8 @@ def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
         return evaluate_attribute_split(model, split, progress=progress)
     if isinstance(split, ItemTextSplit):
         return evaluate_pairs(model, vocab, split)
+    if isinstance(split, TextImageSplit):
+        return evaluate_text_image(model, split)
     if gallery == "queries":
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
     else:

@@ -9,6 +9,7 @@ from tgir.models.aihm import AIHM
 from tgir.models.attr_classifier import AttributeClassifier
 from tgir.models.baselines import Concat, ImageOnly, TextOnly
 from tgir.models.hffca import HFFCA
+from tgir.models.hgan import HGAN
 from tgir.models.joint_embedding import JointEmbedding
 from tgir.models.maaf import MAAF
 from tgir.models.tirg import TIRG
@@ -23,6 +24,7 @@ _MODELS: dict[str, type[nn.Module]] = {
     "aihm": AIHM,  # attribute set -> image (seed 000)
     "attr_classifier": AttributeClassifier,
     "joint": JointEmbedding,  # image <-> catalog words, refinement search (seed 001)
+    "hgan": HGAN,  # sentence -> image, hierarchical Gumbel attention (seed 002)
 }
 
 

