@@ -1,8 +1,10 @@
-"""``tgir ablate``: the module ablation of seed 003 Table 1 (hffca), mean +- std over seeds.
+"""``tgir ablate``: a paper's ablation table, mean +- std over seeds.
 
-Top of the stack like the demo: for each of the 8 on/off combinations of MCF, CGP and RCC and
-each seed it trains the config (``--set`` overrides apply to all), evaluates on the config's
-evaluation split, and writes ``OUT/ablation.json`` and a markdown table.
+hffca: the 8 on/off combinations of MCF, CGP and RCC (seed 003 Table 1). hgan: sentence level
+only, + word, + word + phrase (seed 002 Table 3), and the attention variants soft / max Gumbel
+(Table 5). Top of the stack like the demo: for each row and seed it trains the config
+(``--set`` overrides apply to all), evaluates on the config's evaluation split, and writes
+``OUT/ablation.json`` and a markdown table.
 """
 
 from __future__ import annotations
@@ -13,40 +15,53 @@ from pathlib import Path
 
 import numpy as np
 
-from tgir import config
+from tgir import TgirError, config
 from tgir.engine.train import train
 from tgir.eval.evaluate import evaluate_run, evaluate_split
 
 # Table 1 of seed 003, in its order: (name, mcf, cgp, rcc)
-ROWS = [("baseline", False, False, False), ("+RCC", False, False, True),
-        ("+CGP", False, True, False), ("+CGP+RCC", False, True, True),
-        ("+MCF", True, False, False), ("+MCF+RCC", True, False, True),
-        ("+MCF+CGP", True, True, False), ("+MCF+CGP+RCC", True, True, True)]
-KS = ("R@1", "R@10", "R@50")
+_HFFCA = [("baseline", False, False, False), ("+RCC", False, False, True),
+          ("+CGP", False, True, False), ("+CGP+RCC", False, True, True),
+          ("+MCF", True, False, False), ("+MCF+RCC", True, False, True),
+          ("+MCF+CGP", True, True, False), ("+MCF+CGP+RCC", True, True, True)]
+ROWS: dict[str, list[tuple[str, list[str]]]] = {
+    "hffca": [(n, [f"model.mcf={a}", f"model.cgp={b}", f"model.rcc={c}"])
+              for n, a, b, c in _HFFCA],
+    "hgan": [("sentence", ["model.word=false", "model.phrase=false"]),
+             ("+word", ["model.word=true", "model.phrase=false"]),
+             ("+word+phrase (HGAN)", ["model.word=true", "model.phrase=true"]),
+             ("HGAN w/o Gumbel (soft)", ["model.attention=soft"]),
+             ("HGAN max Gumbel", ["model.attention=max"])],
+}
+KEYS = {"hffca": ("R@1", "R@10", "R@50"), "hgan": ("t2i R@1", "t2i R@5", "t2i R@10", "t2i mAP")}
 
 
 def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
                  overrides: list[str] | None = None, rows: list[str] | None = None,
                  progress: bool = True) -> dict:
     out = Path(out)
+    model = config.load(config_path, overrides or []).model["name"]
+    if model not in ROWS:
+        raise TgirError(f"no ablation table for model {model!r} (have: {', '.join(ROWS)})")
     results: dict[str, list[dict]] = {}
-    for name, mcf, cgp, rcc in ROWS:
+    for name, switches in ROWS[model]:
         if rows and name not in rows:
             continue
         for seed in seeds:
-            cfg = config.load(config_path, [*(overrides or []), f"model.mcf={mcf}",
-                                            f"model.cgp={cgp}", f"model.rcc={rcc}",
+            cfg = config.load(config_path, [*(overrides or []), *switches,
                                             f"train.seed={seed}"])
-            run = out / name.replace("+", "plus_") / f"seed{seed}"
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name.replace("+", "plus_"))
+            run = out / slug / f"seed{seed}"
             if not (run / "model.safetensors").is_file():
                 train(cfg, run, resume=(run / "checkpoints" / "last.safetensors").is_file(),
                       progress=progress,
                       validate=lambda m, v, s: evaluate_split(m, v, s, gallery="queries"))
             r = evaluate_run(run, progress=False)["metrics"]
             results.setdefault(name, []).append(r)
-            print(f"{name} seed {seed}: R@1 {r['R@1']:.3f}", file=sys.stderr)
+            print(f"{name} seed {seed}: {KEYS[model][0]} {r[KEYS[model][0]]:.3f}",
+                  file=sys.stderr)
     summary = {name: {k: {"mean": float(np.mean([r[k] for r in rs])),
-                          "std": float(np.std([r[k] for r in rs]))} for k in KS}
+                          "std": float(np.std([r[k] for r in rs]))} for k in KEYS[model]}
                for name, rs in results.items()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({"config": str(config_path), "seeds": seeds,
@@ -57,8 +72,9 @@ def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
 
 
 def markdown(summary: dict) -> str:
-    lines = ["| model | " + " | ".join(KS) + " |", "|---|" + "---|" * len(KS)]
+    keys = list(next(iter(summary.values()))) if summary else []
+    lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for name, s in summary.items():
         lines.append(f"| {name} | " + " | ".join(
-            f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}" for k in KS) + " |")
+            f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}" for k in keys) + " |")
     return "\n".join(lines)

@@ -332,11 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest accepted upload in MB (10)")
     v.set_defaults(func=_cmd_serve)
 
-    b = sub.add_parser("ablate", help="hffca module ablation (seed 003 Table 1)",
-                       description="Train the 8 on/off combinations of MCF, CGP and RCC of an "
-                       "hffca config for each seed, evaluate them and print mean +- std of "
-                       "R@1/10/50 (seed 003 Table 1). Finished runs are reused.")
-    b.add_argument("config", help="an hffca config, e.g. configs/css2d/hffca.yaml")
+    b = sub.add_parser("ablate", help="a paper's ablation table (hffca: seed 003 Table 1; "
+                       "hgan: seed 002 Tables 3 / 5)",
+                       description="For an hffca config, train the 8 on/off combinations of "
+                       "MCF, CGP and RCC (seed 003 Table 1); for an hgan config, the sentence "
+                       "level alone, + word, + word + phrase, and soft / max-Gumbel attention "
+                       "(seed 002 Tables 3 and 5). Each row for each seed; prints mean +- std "
+                       "of the paper's metrics. Finished runs are reused.")
+    b.add_argument("config", help="an hffca or hgan config, e.g. configs/css2d/hffca.yaml")
     b.add_argument("--out", required=True, help="directory for the runs and ablation.json")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
     b.add_argument("--rows", default=None,
@@ -391,13 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "print one JSON line with the results. Finished runs are reused.")
     d.add_argument("--dataset", default="css2d",
                    choices=["css2d", "emoji", "emoji_attr", "css2d_attr", "clipart",
-                            "emoji_pairs"],
+                            "emoji_pairs", "css2d_text", "emoji_text"],
                    help="benchmark: css2d (default), emoji composed queries, or the attribute "
                         "queries of seed 000 (AIHM): emoji_attr (person emoji: gender, skin, "
                         "hair, role) or css2d_attr (scene: object count, first object's "
                         "colour / shape / size); zero-shot splits; or clipart: seed 001's joint "
                         "image / catalog-text embedding (MBMR + attributes vs MBMR vs triplet), "
-                        "emoji_pairs: the same on emoji names + keywords")
+                        "emoji_pairs: the same on emoji names + keywords; css2d_text / "
+                        "emoji_text: seed 002's sentence -> image HGAN")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],

@@ -17,19 +17,21 @@ import yaml
 import tgir
 from tgir import TgirError, config
 from tgir.data import build, css2d
-from tgir.data.types import ComposedSplit, ItemTextSplit
+from tgir.data.types import ComposedSplit, ItemTextSplit, TextImageSplit
 from tgir.engine.train import train
 from tgir.eval.evaluate import copy_source_baseline, evaluate_run, evaluate_split, format_table
 from tgir.eval.plots import plot_val_curves
 
 CONFIG_DIR = Path(tgir.__file__).parent / "configs"
-REPORT_KS = ("R@1", "R@10", "R@50", "mAP", "i2t R@5", "t2i R@5", "i2t R@20", "t2i R@20")
+REPORT_KS = ("R@1", "R@10", "R@50", "mAP", "i2t R@5", "t2i R@5", "i2t R@20", "t2i R@20",
+             "t2i R@1", "t2i R@10", "t2i mAP")
 DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
                   "emoji": "maaf,tirg,concat,image_only,text_only",
                   "emoji_attr": "aihm,aihm4,attr_classifier",
                   "css2d_attr": "aihm,aihm4,attr_classifier",
                   "clipart": "joint,joint_mbmr,joint_triplet",
-                  "emoji_pairs": "joint"}
+                  "emoji_pairs": "joint",
+                  "css2d_text": "hgan", "emoji_text": "hgan"}
 
 
 def builtin_config(dataset: str, model: str) -> Path:
@@ -121,7 +123,7 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         r = evaluate_run(run, progress=progress)
         timings[m] = round(time.time() - t, 1)
         results[m] = r["metrics"]
-        head = next(k for k in ("R@1", "i2t R@5") if k in r["metrics"])
+        head = next(k for k in ("R@1", "t2i R@1", "i2t R@5") if k in r["metrics"])
         print(f"{m}: {how}, {head} {r['metrics'][head]:.3f} ({timings[m]:.0f} s)",
               file=sys.stderr)
     label = f"{dataset} {scale}" if source == "css2d" else dataset
@@ -129,6 +131,9 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         results["copy_source"] = copy_source_baseline(test_data)
         print(f"{label} test split: {test_data.num_queries} queries, gallery "
               f"{len(test_data.images)} images (source excluded)")
+    elif isinstance(test_data, TextImageSplit):
+        print(f"{label} test split: {test_data.num_queries} captions, {len(test_data.images)} "
+              f"images; text -> image (t2i) and image -> text (i2t), identity relevance")
     elif isinstance(test_data, ItemTextSplit):
         print(f"{label} test split: {test_data.num_queries} catalog items; top-K accuracy of "
               f"image -> metadata text (i2t) and text -> image (t2i)")

@@ -105,7 +105,7 @@ class HGAN(nn.Module):
                  temperature: float = 1.0, attention: str = "gumbel", word: bool = True,
                  phrase: bool = True, margin: float = 0.2, id_weight: float = 1.0,
                  last4: bool = False, pretrained_text: bool = True,
-                 freeze_text: bool = True, max_len: int = 64):
+                 freeze_text: bool = True, max_len: int = 64, scorer_hidden: int = 128):
         super().__init__()
         if attention not in ("gumbel", "soft", "max"):
             raise TgirError(f"HGAN attention must be gumbel, soft or max, not {attention!r}")
@@ -132,8 +132,12 @@ class HGAN(nn.Module):
                                                         nn.ReLU(),
                                                         nn.Linear(local_dim, local_dim))
                                       for lv in self.grids})
-        self.score_i2t = nn.ModuleDict({lv: RegionScorer(local_dim) for lv in self.grids})
-        self.score_t2i = nn.ModuleDict({lv: RegionScorer(local_dim) for lv in self.grids})
+        # eq. 8's MLP runs on every position of every (image, text) pair of a batch: its width
+        # and the batch size set the cost of training (B^2 x (N_v + R) x C' x hidden)
+        self.score_i2t = nn.ModuleDict({lv: RegionScorer(local_dim, scorer_hidden)
+                                        for lv in self.grids})
+        self.score_t2i = nn.ModuleDict({lv: RegionScorer(local_dim, scorer_hidden)
+                                        for lv in self.grids})
         self.classifier = nn.Linear(embed_dim, num_ids)  # eq. 10, shared by both sides
         self.k1, self.k2, self.temperature = k1, k2, temperature
         self.attention = attention
