@@ -239,3 +239,23 @@ def test_refinement_queries_follow_their_operation():
         assert all(w not in words and w in pools[q["category"]] for w in q["plus"])
         assert all(w in words for w in q["minus"])
         assert (q["op"] == "add") == (not q["minus"]) and (q["op"] == "remove") == (not q["plus"])
+
+
+def test_resnet18_option_loads_a_torchvision_layout_state_dict(tmp_path):
+    from tgir.models.encoders import ResNet18
+
+    ref = ResNet18()
+    state = dict(ref.state_dict())
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    torch.save(state, tmp_path / "resnet18.pth")
+    m = JointEmbedding(9, image_encoder="resnet18", embed_dim=8, unfreeze_at=0,
+                       image_encoder_cfg={"weights_path": str(tmp_path / "resnet18.pth")})
+    assert torch.equal(m.backbone.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
+    m.schedule(0)  # the paper's two top residual blocks = layer4
+    trainable = {n for n, p in m.backbone.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("layer4.") for n in trainable)
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(TgirError, match="not a torchvision ResNet-18"):
+        ResNet18(str(tmp_path / "bad.pth"))
+    with pytest.raises(TgirError, match="not found"):
+        ResNet18(str(tmp_path / "none.pth"))

