@@ -175,7 +175,11 @@ class ResNet18(nn.Module):
             except Exception as e:  # noqa: BLE001 - any unpickling refusal or corrupt file
                 raise TgirError(f"{p} is not a loadable state dict: {e}") from e
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, _ = self.load_state_dict(state, strict=False)
+        try:
+            missing, _ = self.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise TgirError(f"{p} is not a torchvision ResNet-18 state dict: "
+                            f"{str(e).splitlines()[-1].strip()}") from e
         if missing:
             raise TgirError(f"{p} is not a torchvision ResNet-18 state dict (missing "
                             f"{missing[:3]})")
