@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
-from tgir.models.encoders import FeatureCache, create_image_encoder, pooled_feature
+from tgir.models.encoders import FeatureCache, PooledBackbone, create_image_encoder
 
 
 def balanced_tree(n_attr: int, leaves: int = 4) -> tuple[list[list[int]], list[list[int]]]:
@@ -182,7 +182,7 @@ class TextualEmbedding(nn.Module):
         return z_glo, z_loc, [c(z_loc[:, i]) for i, c in enumerate(self.cls)]
 
 
-class AIHM(nn.Module):
+class AIHM(PooledBackbone, nn.Module):
     """Attribute set -> image matching (seed 000). ``schema``: attribute -> its values.
 
     Retrieval interface: ``embed_target(images)`` and ``embed_attributes(attrs)`` give the
@@ -228,15 +228,6 @@ class AIHM(nn.Module):
         self.near_negatives = near_negatives
 
     # ------------------------------------------------------------------ parts
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return [] if self.freeze_backbone else list(self.backbone.parameters())
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone feature (B, C) (ResNet-50's 2048-d output in the paper); with
-        ``freeze_backbone`` the backbone stays in eval mode and builds no graph."""
-        return pooled_feature(self.backbone, images, self.freeze_backbone, self._cache,
-                              self.training)
-
     def attribute_ids(self, query: dict[str, str] | list[dict[str, str]]) -> torch.Tensor:
         """Value ids (Q, A) of attribute sets given by name; every attribute is required."""
         return torch.tensor(attribute_value_ids(self.schema, query), dtype=torch.long,

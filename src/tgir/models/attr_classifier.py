@@ -15,10 +15,10 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.aihm import attribute_value_ids
-from tgir.models.encoders import FeatureCache, create_image_encoder, pooled_feature
+from tgir.models.encoders import FeatureCache, PooledBackbone, create_image_encoder
 
 
-class AttributeClassifier(nn.Module):
+class AttributeClassifier(PooledBackbone, nn.Module):
     task = "attributes"
     normalize_embeddings = False  # index stores raw vectors (see search/index.py)
 
@@ -39,15 +39,6 @@ class AttributeClassifier(nn.Module):
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Linear(feat, hidden), nn.ReLU(), nn.Linear(hidden, len(v)))
             for v in self.schema.values())
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return [] if self.freeze_backbone else list(self.backbone.parameters())
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone feature (B, C) (ResNet-50's 2048-d output in the paper); with
-        ``freeze_backbone`` the backbone stays in eval mode and builds no graph."""
-        return pooled_feature(self.backbone, images, self.freeze_backbone, self._cache,
-                              self.training)
 
     def logits(self, images: torch.Tensor) -> list[torch.Tensor]:
         f = self.encode_image(images)

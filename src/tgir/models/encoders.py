@@ -279,3 +279,18 @@ def pooled_feature(backbone: nn.Module, images: torch.Tensor, frozen: bool,
         if training and cache is not None:
             return cache(lambda x: backbone(x)[-1].mean(dim=(2, 3)), images)
         return backbone(images)[-1].mean(dim=(2, 3))
+
+
+class PooledBackbone:
+    """Mixin for models over one pooled backbone feature that may be frozen: expects
+    ``self.backbone``, ``self.freeze_backbone`` and ``self._cache`` (a ``FeatureCache`` or
+    None)."""
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return [] if self.freeze_backbone else list(self.backbone.parameters())
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone feature (B, C); with ``freeze_backbone`` the backbone stays in eval
+        mode, builds no graph, and training images go through it once."""
+        return pooled_feature(self.backbone, images, self.freeze_backbone, self._cache,
+                              self.training)
