@@ -29,6 +29,7 @@ from tgir import TgirError
 from tgir.data.catalog_words import stem
 from tgir.data.images import to_tensor_batch
 from tgir.data.types import ItemTextSplit
+from tgir.models.joint_embedding import triplet_loss
 
 COLOR_WORDS = ("white", "black", "red", "blue", "green", "yellow", "orange", "purple", "pink",
                "brown", "grey", "gray", "gold", "silver", "seagreen", "cyan", "magenta")
@@ -140,14 +141,10 @@ def train_oracle(images: np.ndarray, steps: int = 400, batch: int = 64, margin: 
 
 
 def _fit(oracle, opt, a, b, steps, batch, margin, rng) -> None:
+    """Two views of one item are the positive pair, the batch's other items the negatives."""
     for _ in range(steps):
         i = torch.from_numpy(rng.choice(len(a), size=min(batch, len(a)), replace=False))
-        za, zb = oracle(a[i]), oracle(b[i])
-        s = za @ zb.T
-        pos = s.diag()
-        off = ~torch.eye(len(s), dtype=torch.bool)
-        loss = ((margin - pos[:, None] + s).clamp(min=0)[off].sum()
-                + (margin - pos[None, :] + s).clamp(min=0)[off].sum()) / len(s)
+        loss = triplet_loss(oracle(a[i]), oracle(b[i]), margin)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -16,7 +16,8 @@ equation; ``models/hgan.py`` (in progress, issue 7) assembles them with the visu
   selection (a masked softmax: unselected items get no weight).
 - ``soft_attend`` (eq. 3): the soft-attention variant (HGAN w/o Gumbel, Table 5).
 - ``RegionScorer`` (eq. 8): S(V, T) = mean_i sigmoid(MLP(v_i + t_i^f)).
-- ``hinge_loss`` (eq. 9), ``identification_loss`` (eq. 10), ``pair_kl_loss`` (eq. 11).
+- ``hinge_loss`` (eq. 9, ``losses.hinge_triplet``), ``identification_loss`` (eq. 10),
+  ``pair_kl_loss`` (eq. 11).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tgir.models.losses import hinge_triplet as hinge_loss  # eq. 9
+
+__all__ = ["attend", "gumbel_topk", "hinge_loss", "identification_loss", "pair_kl_loss",
+           "RegionScorer", "selection_weights", "similarity_map", "soft_attend"]
 
 
 def similarity_map(v: torch.Tensor, t: torch.Tensor, t_mask: torch.Tensor | None = None
@@ -56,13 +62,17 @@ def gumbel_topk(gamma: torch.Tensor, k: int, temperature: float = 1.0,
     return hard + (soft - soft.detach())  # forward value exactly k-hot
 
 
+def selection_weights(gamma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 7's softmax(alpha * gamma) over the selected entries of each row only (a masked
+    softmax); ``mask`` also carries the straight-through gradient of the selection."""
+    logits = torch.where(mask.detach() > 0.5, gamma, torch.full_like(gamma, float("-inf")))
+    return torch.nan_to_num(torch.softmax(logits, dim=-1)) * mask
+
+
 def attend(gamma: torch.Tensor, mask: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """Eq. 6-7: for every query position, the k selected ``items`` fused by the softmax of
     their similarities. gamma, mask (Bv, Bt, n, m); items (Bt, m, C) -> (Bv, Bt, n, C)."""
-    logits = torch.where(mask.detach() > 0.5, gamma, torch.full_like(gamma, float("-inf")))
-    w = torch.softmax(logits, dim=-1) * mask  # mask carries the straight-through gradient
-    w = torch.nan_to_num(w)
-    return torch.einsum("abnm,bmc->abnc", w, items)
+    return torch.einsum("abnm,bmc->abnc", selection_weights(gamma, mask), items)
 
 
 def soft_attend(gamma: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -86,20 +96,6 @@ class RegionScorer(nn.Module):
             return s.mean(-1)
         w = q_mask.float()
         return (s * w).sum(-1) / w.sum(-1).clamp(min=1)
-
-
-def hinge_loss(s: torch.Tensor, margin: float = 0.2, same: torch.Tensor | None = None
-               ) -> torch.Tensor:
-    """Eq. 9 over a batch similarity matrix S (B, B) whose diagonal holds the matching pairs:
-    every negative sentence per image plus every negative image per sentence; pairs of the
-    same identity (``same``) are not negatives. Averaged over the batch."""
-    pos = s.diag()
-    neg = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
-    if same is not None:
-        neg &= ~same
-    i2t = (margin - pos[:, None] + s).clamp(min=0) * neg
-    t2i = (margin - pos[None, :] + s).clamp(min=0) * neg
-    return (i2t.sum() + t2i.sum()) / len(s)
 
 
 def identification_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

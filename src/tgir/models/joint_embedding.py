@@ -38,6 +38,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.encoders import FeatureCache, create_image_encoder
+from tgir.models.losses import hinge_triplet
 
 METHODS = ("qa+saf", "qa", "saf", "filter")
 
@@ -58,14 +59,9 @@ def mbmr_loss(f_img: torch.Tensor, f_txt: torch.Tensor, tau: float = 0.025) -> t
 
 def triplet_loss(f_img: torch.Tensor, f_txt: torch.Tensor, margin: float = 0.2
                  ) -> torch.Tensor:
-    """The comparison objective: Kiros et al.'s pairwise ranking loss, summed over every
-    in-batch negative in both directions, averaged over the anchors."""
-    s = cosine_matrix(f_img, f_txt)
-    pos = s.diag()
-    off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
-    i2t = (margin - pos[:, None] + s).clamp(min=0)[off].sum()
-    t2i = (margin - pos[None, :] + s).clamp(min=0)[off].sum()
-    return (i2t + t2i) / len(s)
+    """The comparison objective: Kiros et al.'s pairwise ranking loss on cosines, summed over
+    every in-batch negative in both directions, averaged over the anchors."""
+    return hinge_triplet(cosine_matrix(f_img, f_txt), margin)
 
 
 def best_f1_thresholds(probs: np.ndarray, labels: np.ndarray, grid: int = 99) -> np.ndarray:

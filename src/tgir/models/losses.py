@@ -38,4 +38,19 @@ def soft_triplet(query: torch.Tensor, target: torch.Tensor,
     return F.softplus(pos - d)[valid].mean()
 
 
+def hinge_triplet(s: torch.Tensor, margin: float = 0.2, same: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """Hinge ranking loss over a batch similarity matrix S (B, B) whose diagonal holds the
+    matching pairs (Kiros et al.; seed 002 eq. 9): every negative column per row plus every
+    negative row per column, summed, averaged over the batch. Pairs marked ``same`` (e.g. one
+    identity) are not negatives."""
+    pos = s.diag()
+    neg = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+    if same is not None:
+        neg &= ~same
+    i2t = (margin - pos[:, None] + s).clamp(min=0) * neg
+    t2i = (margin - pos[None, :] + s).clamp(min=0) * neg
+    return (i2t.sum() + t2i.sum()) / len(s)
+
+
 LOSSES = {"batch_classification": batch_classification, "soft_triplet": soft_triplet}
