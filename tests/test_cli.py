@@ -62,6 +62,17 @@ def test_generate_train_eval_search(trained_run, tiny_css2d, capsys, tmp_path):
     assert "test_000000" not in " ".join(lines[:3])  # the reference itself is excluded
 
 
+def test_eval_protocol_overrides(trained_run, capsys):
+    assert main(["eval", str(trained_run), "-q", "--set", "eval.gallery=queries",
+                 "--set", "eval.keep_reference=true"]) == 0
+    doc = json.loads((trained_run / "metrics.json").read_text())
+    assert doc["protocol"] == {"gallery": "queries", "keep_reference": True}
+    assert main(["eval", str(trained_run), "-q", "--set", "model.embed_dim=8"]) == 2
+    assert "not 'model.embed_dim'" in capsys.readouterr().err
+    assert main(["eval", str(trained_run), "-q", "--set", "eval.gallery=some"]) == 2
+    assert main(["eval", str(trained_run), "-q"]) == 0  # back to the default protocol
+
+
 def test_unknown_config_key(tiny_config, tmp_path, capsys):
     run = tmp_path / "r"
     assert main(["train", str(tiny_config), "--out", str(run), "--set", "train.stpes=3"]) == 2

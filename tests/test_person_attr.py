@@ -82,7 +82,7 @@ def test_market_attributes_train_one_step_and_evaluate(tmp_path):
         "train": {"steps": 1, "batch_size": 4, "optimizer": "adam"}})
     train(cfg, tmp_path / "run", progress=False)
     r = evaluate_run(tmp_path / "run", progress=False)
-    assert set(r["metrics"]) == {"R@1", "R@5", "mAP"} and r["queries"] == 3
+    assert set(r["metrics"]) == {"R@1", "R@5", "mAP", "mINP"} and r["queries"] == 3
 
 
 def test_duke_attributes_share_the_layout(tmp_path):

@@ -18,6 +18,7 @@ class DataConfig:
     root: str = "data/css2d-demo"
     image_size: int | None = None  # None: keep the stored size
     val_fraction: float = 0.05  # source scenes of train held out for validation
+    train_split: str = "train"
     eval_split: str = "test"
     strict: bool = False  # stop at the first missing / unreadable image (default: report all)
 
@@ -46,14 +47,26 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation protocol options; the defaults are each paper's protocol."""
+
+    gallery: str = "all"  # all: the split's gallery (every image / the split's image list);
+    # queries: only the images the queries use (the query union, as VAL evaluates)
+    keep_reference: bool = False  # keep the reference image in its own ranking (CLIP4Cir on
+    # FashionIQ); TIRG and MAAF remove it
+    rerank: int = 50  # text -> image: candidates re-scored with the full hierarchical score
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "maaf"})
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return {"data": dataclasses.asdict(self.data), "model": dict(self.model),
-                "train": dataclasses.asdict(self.train)}
+                "train": dataclasses.asdict(self.train), "eval": dataclasses.asdict(self.eval)}
 
 
 def _parse_value(text: str) -> Any:
@@ -75,15 +88,20 @@ def _check_section(cls, values: dict, section: str):
 def from_dict(d: dict) -> Config:
     if not isinstance(d, dict):
         raise TgirError("a config must be a mapping with data / model / train sections")
-    unknown = sorted(set(d) - {"data", "model", "train"})
+    unknown = sorted(set(d) - {"data", "model", "train", "eval"})
     if unknown:
-        raise TgirError(f"unknown config section {unknown[0]!r} (sections: data, model, train)")
+        raise TgirError(f"unknown config section {unknown[0]!r} (sections: data, model, train, "
+                        f"eval)")
     model = dict(d.get("model") or {"name": "maaf"})
     if "name" not in model:
         raise TgirError("config model section needs a name (e.g. model.name=maaf)")
-    return Config(data=_check_section(DataConfig, dict(d.get("data") or {}), "data"),
-                  model=model,
-                  train=_check_section(TrainConfig, dict(d.get("train") or {}), "train"))
+    cfg = Config(data=_check_section(DataConfig, dict(d.get("data") or {}), "data"),
+                 model=model,
+                 train=_check_section(TrainConfig, dict(d.get("train") or {}), "train"),
+                 eval=_check_section(EvalConfig, dict(d.get("eval") or {}), "eval"))
+    if cfg.eval.gallery not in ("all", "queries"):
+        raise TgirError(f"eval.gallery must be all or queries, got {cfg.eval.gallery!r}")
+    return cfg
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:

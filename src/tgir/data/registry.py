@@ -7,7 +7,19 @@ from pathlib import Path
 
 from tgir import TgirError
 from tgir.data import clipart, css2d, emoji
-from tgir.data.formats import css, person_attr
+from tgir.data.formats import (
+    birds_to_words,
+    css,
+    cub_flowers,
+    fashion200k,
+    fashioniq,
+    mit_states,
+    pedes,
+    person_attr,
+    peta,
+    shoes,
+    spot_the_diff,
+)
 from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextImageSplit
 
 Split = ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit
@@ -23,6 +35,20 @@ _DATASETS: dict[str, Callable[..., Split]] = {
     "emoji_text": emoji.load_text,  # emoji name / keywords -> emoji (seed 002)
     "market1501_attr": person_attr.load,  # Market-1501 attributes (seed 000 real use)
     "duke_attr": person_attr.load_duke,  # DukeMTMC-reID attributes (seed 000 real use)
+    "peta": peta.load,  # PETA.mat, 35 selected attributes (seed 000 real use)
+    # the papers' composed benchmarks (seeds 003 / 004), official layouts
+    "fashioniq": fashioniq.load,
+    "fashion200k": fashion200k.load,
+    "shoes": shoes.load,
+    "mit_states": mit_states.load,
+    "birds_to_words": birds_to_words.load,
+    "spot_the_diff": spot_the_diff.load,
+    # sentence -> image (seed 002 and its fine-grained protocol)
+    "cuhk_pedes": pedes.load,
+    "icfg_pedes": pedes.load_icfg,
+    "rstpreid": pedes.load_rstp,
+    "cub": cub_flowers.load,
+    "flowers": cub_flowers.load_flowers,
 }
 
 

@@ -50,7 +50,11 @@ class ComposedSplit:
         return len(self.query_text)
 
     def subset_queries(self, idx: np.ndarray, name: str | None = None) -> ComposedSplit:
-        """The same images with only the queries at ``idx`` (used to carve a validation set)."""
+        """The same images with only the queries at ``idx`` (used to carve a validation set);
+        per-query metadata (``meta["query_category"]``) follows the queries."""
+        meta = dict(self.meta)
+        if "query_category" in meta:
+            meta["query_category"] = np.asarray(meta["query_category"])[idx]
         return ComposedSplit(
             name=name or self.name,
             images=self.images,
@@ -59,7 +63,7 @@ class ComposedSplit:
             query_text=[self.query_text[i] for i in idx],
             query_target=self.query_target[idx],
             image_ids=self.image_ids,
-            meta=self.meta,
+            meta=meta,
         )
 
 

@@ -236,8 +236,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
 
     device = pick_device(tc.device)
-    full = data if data is not None else build(cfg.data.name, cfg.data.root, "train",
-                                               cfg.data.image_size, strict=cfg.data.strict)
+    full = data if data is not None else build(
+        cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size,
+        strict=cfg.data.strict)
     attributes = isinstance(full, AttributeSplit)
     pairs = isinstance(full, ItemTextSplit)
     captions = isinstance(full, TextImageSplit)
@@ -245,6 +246,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         cfg.model.setdefault("num_ids", int(full.labels.max()) + 1)
     if attributes:
         cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
+    if cfg.model["name"] == "hffca":  # MCF's maps are sized by the image token count
+        cfg.model.setdefault("image_size", int(full.images.shape[1]))
     train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
     n_train = len(train_split.images) if attributes or pairs else train_split.num_queries
     if n_train < tc.batch_size:

@@ -19,7 +19,13 @@ from tgir.data.text import Vocabulary
 from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextImageSplit
 from tgir.engine.device import pick_device
 from tgir.engine.features import embed_attribute_sets, embed_images, embed_queries, score_all
-from tgir.eval.metrics import DEFAULT_KS, cmc_and_map, recall_at_k, topk_excluding
+from tgir.eval.metrics import (
+    DEFAULT_KS,
+    cmc_and_map,
+    precision_at_k,
+    recall_at_k,
+    topk_excluding,
+)
 from tgir.models.checkpoint import load_run
 
 
@@ -106,40 +112,86 @@ def text_image_scores(model, split: TextImageSplit, rerank: int = 50, batch: int
 
 def evaluate_text_image(model, split: TextImageSplit, ks: tuple[int, ...] = (1, 5, 10),
                         rerank: int = 50) -> dict[str, float]:
-    """Seed 002 protocol: text -> image Rank-1/5/10 and mAP with identity relevance, and the
-    same for image -> text on the same score matrix."""
+    """Seed 002 protocol: text -> image Rank-1/5/10, mAP and mINP with identity relevance, and
+    the same for image -> text on the same score matrix. A split with ``meta["protocol"] ==
+    "class"`` (CUB / Flowers) is scored by ``class_protocol`` instead."""
     s = text_image_scores(model, split, rerank)
+    if split.meta.get("protocol") == "class":
+        return class_protocol(s, split)
     rel = split.caption_labels[:, None] == split.labels[None, :]
     t2i = cmc_and_map(s, rel, ks)
     i2t = cmc_and_map(s.T, rel.T, ks)
     return {**{f"t2i {k}": v for k, v in t2i.items()}, **{f"i2t {k}": v for k, v in i2t.items()}}
 
 
+def class_protocol(scores: np.ndarray, split: TextImageSplit, k: int = 50) -> dict[str, float]:
+    """Reed et al.'s fine-grained protocol (CUB / Flowers): a class is queried by the mean score
+    of its captions (for dot-product models, the score of the mean caption embedding);
+    text -> image AP@50 is the share of its ``k`` best images that belong to it, averaged over
+    classes; image -> text R@1 is the share of images whose best class is their own."""
+    classes = np.unique(split.labels)
+    cap = split.caption_labels
+    class_scores = np.stack([scores[cap == c].mean(0) for c in classes])  # (K, N)
+    rel = classes[:, None] == split.labels[None, :]
+    best = classes[class_scores.argmax(0)]
+    return {f"t2i AP@{k}": float(precision_at_k(class_scores, rel, k).mean()),
+            "i2t R@1": float(np.mean(best == split.labels))}
+
+
 def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
                    split: ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit,
                    ks: tuple[int, ...] = DEFAULT_KS,
-                   gallery: str = "all", progress: bool = False) -> dict[str, float]:
+                   gallery: str = "all", progress: bool = False, keep_reference: bool = False,
+                   rerank: int = 50) -> dict[str, float]:
     """R@K of ``model`` on ``split``. ``gallery="all"``: every image of the split (test
-    protocol); ``"queries"``: only the images the queries use (cheap validation). An
-    attribute split is scored by its own protocol (``evaluate_attribute_split``)."""
+    protocol); ``"queries"``: only the images the queries use (cheap validation, and VAL's
+    query-union gallery). The reference image is removed from its own ranking unless
+    ``keep_reference``. A split with categories (FashionIQ) adds per-category R@10 / R@50 over
+    each category's gallery and their means. An attribute split is scored by its own protocol
+    (``evaluate_attribute_split``), text -> image splits by ``evaluate_text_image``."""
     if isinstance(split, AttributeSplit):
         return evaluate_attribute_split(model, split, progress=progress)
     if isinstance(split, ItemTextSplit):
         return evaluate_pairs(model, vocab, split)
     if isinstance(split, TextImageSplit):
-        return evaluate_text_image(model, split)
+        return evaluate_text_image(model, split, rerank=rerank)
     if gallery == "queries":
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
     else:
         used = np.arange(len(split.images))
-    remap = np.full(len(split.images), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    g = embed_images(model, split.images[used], progress=progress)
+    g_all = embed_images(model, split.images[used], progress=progress)
     q = embed_queries(model, vocab, split.images[split.query_source], split.query_text,
                       progress=progress)
-    top = rank(q, g, remap[split.query_source], max(ks))
-    labels = split.labels[used]
-    return recall_at_k(labels[top], split.labels[split.query_target], ks)
+
+    def recall(gallery_idx: np.ndarray, rows: np.ndarray, ks: tuple[int, ...] = ks
+               ) -> dict[str, float]:
+        pos = np.full(len(split.images), -1, dtype=np.int64)
+        pos[used] = np.arange(len(used))
+        remap = np.full(len(split.images), -1, dtype=np.int64)
+        remap[gallery_idx] = np.arange(len(gallery_idx))
+        exclude = (np.full(len(rows), -1, dtype=np.int64) if keep_reference
+                   else remap[split.query_source[rows]])
+        k = min(max(ks), len(gallery_idx))
+        top = rank(q[rows], g_all[pos[gallery_idx]], exclude, k)
+        ranked = split.labels[gallery_idx][top]
+        ranked[top == exclude[:, None]] = -1  # a removed reference never counts as a hit
+        return recall_at_k(ranked, split.labels[split.query_target[rows]], ks,
+                           complete=k == len(gallery_idx))
+
+    out = recall(used, np.arange(split.num_queries))
+    cats = split.meta.get("category_images")
+    if gallery == "all" and cats and "query_category" in split.meta:
+        qcat = np.asarray(split.meta["query_category"])
+        per = {c: recall(np.asarray(idx), np.flatnonzero(qcat == c), (10, 50))
+               for c, idx in cats.items() if (qcat == c).any()}
+        for c, r in per.items():
+            out.update({f"{c} {k}": r[k] for k in ("R@10", "R@50") if k in r})
+        for k in ("R@10", "R@50"):
+            if all(k in r for r in per.values()):
+                out[f"avg {k}"] = float(np.mean([r[k] for r in per.values()]))
+        if "avg R@10" in out and "avg R@50" in out:
+            out["(R10+R50)/2"] = (out["avg R@10"] + out["avg R@50"]) / 2
+    return out
 
 
 def copy_source_baseline(split: ComposedSplit, ks: tuple[int, ...] = DEFAULT_KS
@@ -158,16 +210,32 @@ def copy_source_baseline(split: ComposedSplit, ks: tuple[int, ...] = DEFAULT_KS
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool = True,
-                 device: str = "auto", strict: bool = False) -> dict:
-    """Evaluate a trained run on its config's eval split; writes ``RUN_DIR/metrics.json``."""
+                 device: str = "auto", strict: bool = False,
+                 overrides: list[str] | None = None) -> dict:
+    """Evaluate a trained run on its config's eval split; writes ``RUN_DIR/metrics.json``.
+    ``overrides`` (``eval.*``, ``data.root``, ``data.eval_split`` as ``key=value``) change the
+    protocol or the data location, never the model."""
+    from tgir import TgirError, config
+
     run = Path(run_dir)
     cfg, vocab, model = load_run(run, pick_device(device))
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        if not (key.startswith("eval.") or key in ("data.root", "data.eval_split")):
+            raise TgirError(f"tgir eval --set can change eval.*, data.root and "
+                            f"data.eval_split, not {key!r} (the model is trained)")
+    if overrides:
+        cfg = config.from_dict(config.apply_overrides(cfg.to_dict(), overrides))
     name = split or cfg.data.eval_split
     data = build(cfg.data.name, cfg.data.root, name, cfg.data.image_size,
                  strict=strict or cfg.data.strict)
-    metrics = evaluate_split(model, vocab, data, progress=progress)
+    metrics = evaluate_split(model, vocab, data, progress=progress,
+                             gallery=cfg.eval.gallery, keep_reference=cfg.eval.keep_reference,
+                             rerank=cfg.eval.rerank)
     result = {"dataset": cfg.data.name, "split": name, "model": cfg.model["name"],
-              "queries": data.num_queries, "gallery": len(data.images), "metrics": metrics}
+              "queries": data.num_queries, "gallery": len(data.images),
+              "protocol": {"gallery": cfg.eval.gallery,
+                           "keep_reference": cfg.eval.keep_reference}, "metrics": metrics}
     tmp = run / ".metrics.json.tmp"
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(run / "metrics.json")

@@ -22,12 +22,15 @@ def topk_excluding(scores: np.ndarray, k: int, exclude: np.ndarray | None = None
 
 
 def recall_at_k(ranked_labels: np.ndarray, target_labels: np.ndarray,
-                ks: tuple[int, ...] = DEFAULT_KS) -> dict[str, float]:
+                ks: tuple[int, ...] = DEFAULT_KS, complete: bool = False) -> dict[str, float]:
     """R@K: share of queries whose target label is among the first K retrieved labels.
-    A retrieved duplicate of the target (same label) counts as a hit (CSS protocol)."""
+    A retrieved duplicate of the target (same label) counts as a hit (CSS protocol). A K longer
+    than the ranked lists is left out, unless ``complete`` (the lists rank the whole gallery,
+    so R@K for a larger K equals R@width: a small category gallery still gets its R@50)."""
     hit = ranked_labels == np.asarray(target_labels)[:, None]
     first = np.where(hit.any(1), hit.argmax(1), np.iinfo(np.int64).max)
-    return {f"R@{k}": float(np.mean(first < k)) for k in ks if k <= ranked_labels.shape[1]}
+    width = ranked_labels.shape[1]
+    return {f"R@{k}": float(np.mean(first < k)) for k in ks if k <= width or complete}
 
 
 def average_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
@@ -43,16 +46,47 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
         return np.where(n_rel > 0, (rel * hits / ranks).sum(1) / n_rel, np.nan)
 
 
-def cmc_and_map(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)
-                ) -> dict[str, float]:
-    """R@K (share of queries with a relevant item in the top K, i.e. CMC) and mAP over the
-    queries that have at least one relevant item (AIHM / person-search protocol)."""
-    relevant = np.asarray(relevant, dtype=bool)
-    valid = relevant.any(1)
-    scores, relevant = np.asarray(scores)[valid], relevant[valid]
+def inverse_negative_penalty(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """INP of each row (Ye et al., TPAMI 2021): relevant count / rank of the hardest (last)
+    relevant item, so 1 when every relevant item is ahead of every irrelevant one; NaN for a row
+    without relevant items. mINP is its mean."""
     order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable")
-    rel = np.take_along_axis(relevant, order, 1)
-    first = rel.argmax(1)
-    out = {f"R@{k}": float(np.mean(first < k)) for k in ks if k <= rel.shape[1]}
-    out["mAP"] = float(np.mean(average_precision(scores, relevant))) if len(rel) else 0.0
+    rel = np.take_along_axis(np.asarray(relevant, dtype=bool), order, 1)
+    n_rel = rel.sum(1)
+    last = rel.shape[1] - np.argmax(rel[:, ::-1], axis=1)  # 1-based rank of the last hit
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_rel > 0, n_rel / last, np.nan)
+
+
+def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
+    """Share of the ``k`` best-scored items that are relevant, per row (the "AP@50" of Reed
+    et al. for CUB / Flowers text -> image: the fraction of the top 50 in the query's class)."""
+    s = np.asarray(scores, dtype=np.float64)
+    k = min(k, s.shape[1])
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(np.asarray(relevant, dtype=bool), part, 1).mean(1)
+
+
+def cmc_and_map(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 5, 10),
+                chunk: int = 512) -> dict[str, float]:
+    """R@K (share of queries with a relevant item in the top K, i.e. CMC), mAP and mINP over the
+    queries that have at least one relevant item (AIHM / person-search protocol). Rows are
+    processed ``chunk`` at a time, so memory is O(chunk x gallery) beyond the inputs."""
+    relevant = np.asarray(relevant, dtype=bool)
+    valid = np.flatnonzero(relevant.any(1))
+    n = np.asarray(scores).shape[1] if np.ndim(scores) == 2 else 0
+    first, ap, inp = [], [], []
+    for i in range(0, len(valid), chunk):
+        rows = valid[i:i + chunk]
+        s, r = np.asarray(scores)[rows], relevant[rows]
+        order = np.argsort(-np.asarray(s, dtype=np.float64), axis=1, kind="stable")
+        first.append(np.take_along_axis(r, order, 1).argmax(1))
+        ap.append(average_precision(s, r))
+        inp.append(inverse_negative_penalty(s, r))
+    if not first:
+        return {**{f"R@{k}": 0.0 for k in ks if k <= n}, "mAP": 0.0, "mINP": 0.0}
+    f = np.concatenate(first)
+    out = {f"R@{k}": float(np.mean(f < k)) for k in ks if k <= n}
+    out["mAP"] = float(np.mean(np.concatenate(ap)))
+    out["mINP"] = float(np.mean(np.concatenate(inp)))
     return out
