@@ -18,10 +18,13 @@ from tgir.search.server import create_app
 LIMIT = 200_000
 
 
-@pytest.fixture(scope="module")
-def index_dir(tiny_run, tiny_css2d, tmp_path_factory):
+@pytest.fixture(scope="module", params=["faiss", "milvus"])
+def index_dir(request, tiny_run, tiny_css2d, tmp_path_factory):
+    """Every API test runs on both backends: FAISS in-process and milvus-lite."""
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite")
     return build_index(tiny_run, tiny_css2d, tmp_path_factory.mktemp("ix") / "idx",
-                       progress=False)
+                       progress=False, backend=request.param)
 
 
 @pytest.fixture(scope="module")

@@ -115,15 +115,20 @@ def _cmd_index(a: argparse.Namespace) -> None:
             raise TgirError("--add needs --out INDEX_DIR (the index to extend)")
         n = add_to_index(a.run_dir, a.out, a.catalog, a.split, progress=not a.quiet,
                          device=a.device)
-        print(f"added {n} items to {a.out} ({Index(a.out).manifest['count']} in all)")
+        idx = Index(a.out)
+        print(f"added {n} items to {a.out} ({idx.manifest['count']} in all)")
+        idx.close()
         return
     out = Path(a.out) if a.out else Path(a.run_dir) / "index"
     params = {k: v for k, v in (("nlist", a.nlist), ("nprobe", a.nprobe), ("m", a.hnsw_m),
                                 ("ef_search", a.ef_search)) if v}
     build_index(a.run_dir, a.catalog, out, a.kind, a.split, params, progress=not a.quiet,
-                device=a.device)
-    m = Index(out).manifest
-    print(f"indexed {m['count']} items ({m['kind']}, {m['model']['dim']}-d) into {out}")
+                device=a.device, backend=a.backend, uri=a.uri)
+    idx = Index(out)
+    m = idx.manifest
+    idx.close()
+    print(f"indexed {m['count']} items ({m['kind']}, {m['model']['dim']}-d, "
+          f"{m['store']['backend']}) into {out}")
 
 
 def _cmd_serve(a: argparse.Namespace) -> None:
@@ -302,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_search)
 
-    x = sub.add_parser("index", help="embed a catalog into a persistent FAISS index",
+    x = sub.add_parser("index", help="embed a catalog into a persistent vector index",
                        description="Embed every catalog image with the run's model (batched) "
-                       "and write an index directory: index.faiss, items.jsonl and "
+                       "and write an index directory: the vectors (index.faiss, or milvus.db "
+                       "for --backend milvus, or a collection on a Milvus server with --uri), "
+                       "items.jsonl and "
                        "manifest.json (model checksum, dim, metric, kind, count). The write is "
                        "atomic: an interrupted run leaves the previous index as it was. A "
                        "catalog is a css2d directory (one split) or any folder of images "
@@ -317,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flat: exact (default); ivf / hnsw: approximate, for large catalogs")
     x.add_argument("--add", action="store_true",
                    help="append the catalog items the index lacks, without rebuilding")
+    x.add_argument("--backend", default="faiss", choices=["faiss", "milvus"],
+                   help="faiss: in-process (default); milvus: milvus-lite inside the index "
+                        "directory, or a Milvus server / cluster with --uri")
+    x.add_argument("--uri", default=None,
+                   help="Milvus server URI for --backend milvus, e.g. http://host:19530")
     x.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(n))")
     x.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
     x.add_argument("--hnsw-m", type=int, default=None, help="HNSW neighbours per node (32)")

@@ -3,18 +3,25 @@
 Index directory::
 
     manifest.json   format, model (run dir, name, sha256 of model.safetensors, dim), metric,
-                    kind + parameters, count, created / updated, catalog (root, kind, split)
+                    kind + parameters, count, created / updated, catalog (root, kind, split),
+                    store (the backend: faiss, or milvus with its uri and collection)
     index.faiss     the FAISS index over L2-normalised embeddings (inner product = cosine)
+      or milvus.db  the milvus-lite data directory (``--backend milvus`` without ``--uri``)
     items.jsonl     one {"id", "file", "text", "meta"} per row, in index order
 
 Every write goes to a temporary sibling directory that is renamed into place, so a crash or a
-kill while indexing leaves the previous index intact and loadable.
+kill while indexing leaves the previous index intact and loadable. (A Milvus *server*
+collection is written under a new name and the manifest switched to it; an interrupted
+``--add`` there leaves extra rows, which the next load deletes.)
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,6 +35,7 @@ from tgir.data.catalog import CatalogItem, read_catalog
 from tgir.data.images import decode_image, to_tensor_batch
 from tgir.data.store import atomic_dir
 from tgir.models.checkpoint import file_sha256
+from tgir.search.backends import BACKENDS, LITE_NAME, FaissIndex, MilvusIndex, open_backend
 
 FORMAT, VERSION = "tgir-index", 1
 KINDS = ("flat", "ivf", "hnsw")
@@ -79,25 +87,55 @@ def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int =
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
 
-def _write_dir(out: Path, index: faiss.Index, items: list[dict], manifest: dict) -> None:
-    """Write an index directory atomically: temp sibling dir, then rename into place."""
+def _write_dir(out: Path, store: Callable[[Path], dict], items: list[dict], manifest: dict
+               ) -> None:
+    """Write an index directory atomically: temp sibling dir, then rename into place.
+    ``store(tmp)`` writes the vectors into ``tmp`` (or a Milvus server) and returns the
+    manifest's ``store`` entry."""
     with atomic_dir(out) as tmp:
-        faiss.write_index(index, str(tmp / "index.faiss"))
+        manifest = {**manifest, "store": store(tmp)}
         with open(tmp / "items.jsonl", "w") as f:
             for it in items:
                 f.write(json.dumps(it) + "\n")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
+def _milvus_writer(vecs: np.ndarray, kind: str, params: dict, uri: str | None,
+                   base: Path | None = None, collection: str | None = None
+                   ) -> Callable[[Path], dict]:
+    """A ``store`` callable that writes ``vecs`` into milvus-lite inside the new directory
+    (copying the rows of ``base``, an existing milvus-lite store, first) or, with ``uri``, into
+    a new collection of that Milvus server."""
+    def write(tmp: Path) -> dict:
+        name = collection or (f"tgir_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}" if uri
+                              else "items")
+        target = uri or str(tmp / LITE_NAME)
+        if base is not None and not uri:
+            shutil.copytree(base, tmp / LITE_NAME)
+            store = MilvusIndex(target, name, kind, params)
+        else:
+            store = MilvusIndex(target, name, kind, params, create_dim=int(vecs.shape[1]))
+        store.add(vecs)
+        return store.save(tmp)
+    return write
+
+
 def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
                 split: str = "test", params: dict | None = None, progress: bool = True,
-                device: str = "auto") -> Path:
-    """Embed every catalog image with the run's model and write an index directory."""
+                device: str = "auto", backend: str = "faiss", uri: str | None = None) -> Path:
+    """Embed every catalog image with the run's model and write an index directory.
+    ``backend="milvus"`` stores the vectors in milvus-lite inside the directory, or with
+    ``uri`` in a Milvus server's collection (the directory keeps the items and manifest)."""
     from tgir.engine.device import pick_device
     from tgir.models.checkpoint import load_run
 
     if kind not in KINDS:
         raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if backend not in BACKENDS:
+        raise TgirError(f"unknown index backend {backend!r}; choose one of "
+                        f"{', '.join(BACKENDS)}")
+    if uri and backend != "milvus":
+        raise TgirError("--uri is for --backend milvus")
     run, root = Path(run_dir).resolve(), Path(catalog).resolve()
     cfg, _, model = load_run(run, pick_device(device))
     if hasattr(model, "match") and kind != "flat":
@@ -105,8 +143,13 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
                         f"matching head, which needs the stored vectors: use --kind flat")
     cat_kind, items = read_catalog(root, split)
     vecs = embed_catalog(model, root, items, progress=progress)
-    index, used = make_faiss(kind, vecs.shape[1], vecs, params or {})
-    index.add(vecs)
+    if backend == "faiss":
+        index, used = make_faiss(kind, vecs.shape[1], vecs, params or {})
+        index.add(vecs)
+        store = FaissIndex(index).save
+    else:
+        used = dict(params or {})
+        store = _milvus_writer(vecs, kind, used, uri)
     manifest = {
         "format": FORMAT, "version": VERSION,
         "model": {"run_dir": str(run), "name": cfg.model["name"],
@@ -120,7 +163,7 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "catalog": {"root": str(root), "kind": cat_kind, "split": split},
         "created": _now(), "updated": _now(),
     }
-    _write_dir(Path(out), index, [asdict(it) for it in items], manifest)
+    _write_dir(Path(out), store, [asdict(it) for it in items], manifest)
     return Path(out)
 
 
@@ -137,20 +180,33 @@ class Index:
             self.manifest = json.loads(mpath.read_text())
             self.items = [json.loads(x) for x in
                           (self.path / "items.jsonl").read_text().splitlines() if x]
-            self.faiss = faiss.read_index(str(self.path / "index.faiss"))
+            if self.manifest.get("format") != FORMAT:
+                raise TgirError(f"{mpath} is not a tgir index manifest")
+            self.store = open_backend(self.path, self.manifest)
         except (json.JSONDecodeError, OSError, RuntimeError) as e:
             raise TgirError(f"index {self.path} is corrupt: {e}") from e
-        if self.manifest.get("format") != FORMAT:
-            raise TgirError(f"{mpath} is not a tgir index manifest")
-        if not (self.faiss.ntotal == len(self.items) == self.manifest["count"]):
-            raise TgirError(f"index {self.path} is inconsistent: {self.faiss.ntotal} vectors, "
-                            f"{len(self.items)} items, manifest says {self.manifest['count']}")
+        n = self.manifest["count"]
+        if isinstance(self.store, MilvusIndex) and self.store.ntotal > n == len(self.items):
+            self.store.truncate(n)  # rows of an interrupted --add into a Milvus server
+        if not (self.store.ntotal == len(self.items) == n):
+            raise TgirError(f"index {self.path} is inconsistent: {self.store.ntotal} vectors, "
+                            f"{len(self.items)} items, manifest says {n}")
         self.row_of = {it["id"]: i for i, it in enumerate(self.items)}
         self.root = Path(self.manifest["catalog"]["root"])
 
     @property
     def dim(self) -> int:
         return int(self.manifest["model"]["dim"])
+
+    @property
+    def faiss(self) -> faiss.Index:
+        """The FAISS index of a FAISS-backed directory."""
+        if not isinstance(self.store, FaissIndex):
+            raise TgirError(f"index {self.path} is not FAISS-backed")
+        return self.store.index
+
+    def close(self) -> None:
+        self.store.close()
 
     def check_model(self, run_dir: str | Path, dim: int) -> None:
         """Refuse a model other than the one that embedded the catalog."""
@@ -168,12 +224,12 @@ class Index:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if self.manifest.get("normalized", True):
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        return self.faiss.search(q, min(k, self.faiss.ntotal))
+        return self.store.search(q, k)
 
     def vectors(self) -> np.ndarray:
         """Every stored vector (N, D), for models that score pairs themselves."""
         try:
-            return self.faiss.reconstruct_n(0, self.faiss.ntotal)
+            return self.store.vectors()
         except RuntimeError as e:
             raise TgirError(f"index {self.path} ({self.manifest['kind']}) cannot return its "
                             f"vectors; rebuild it with --kind flat") from e
@@ -207,7 +263,19 @@ def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path
     new = [it for it in items if it.id not in idx.row_of]
     if new:
         vecs = embed_catalog(model, root, new, progress=progress)
-        idx.faiss.add(vecs)
-        manifest = {**idx.manifest, "count": idx.faiss.ntotal, "updated": _now()}
-        _write_dir(idx.path, idx.faiss, idx.items + [asdict(it) for it in new], manifest)
+        entry = idx.manifest.get("store") or {"backend": "faiss"}
+        if isinstance(idx.store, FaissIndex):
+            idx.store.add(vecs)
+            store = idx.store.save
+        elif entry["uri"] == LITE_NAME:  # a copy of the milvus-lite store, extended
+            idx.close()
+            store = _milvus_writer(vecs, entry["kind"], entry.get("params") or {}, None,
+                                   base=idx.path / LITE_NAME, collection=entry["collection"])
+        else:  # a Milvus server: rows appended in place, then the manifest switched
+            idx.store.add(vecs)
+            store = idx.store.save
+        manifest = {**idx.manifest, "count": idx.manifest["count"] + len(new),
+                    "updated": _now()}
+        _write_dir(idx.path, store, idx.items + [asdict(it) for it in new], manifest)
+    idx.close()
     return len(new)
