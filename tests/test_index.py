@@ -113,3 +113,50 @@ def test_corrupt_or_missing_index(tmp_path, tiny_run):
     with pytest.raises(TgirError, match="inconsistent"):
         Index(out)
     shutil.rmtree(out)
+
+
+def test_size_chosen_kinds_and_report(tiny_run, tiny_css2d, tmp_path):
+    from tgir.search.index import choose_kind, default_params
+
+    assert [choose_kind(n, 512) for n in (1_000, 500_000, 5_000_000, 50_000_000)] == \
+        ["flat", "flat16", "hnsw", "ivf16"]
+    p = default_params("ivf", 1_000_000)
+    assert p["nlist"] == 4000 and p["nprobe"] == 250
+    out = build_index(tiny_run, tiny_css2d, tmp_path / "a", kind="auto", report=True,
+                      progress=False)
+    m = Index(out).manifest
+    assert m["kind"] == "flat" and m["report"]["recall@10"] == 1.0
+    assert m["report"]["memory_bytes"] > 0 and m["report"]["build_seconds"] >= 0
+    # fp16 codes: half the memory, (nearly) exact on well-spread vectors
+    from tgir.search.index import index_report, make_faiss
+
+    v = np.random.default_rng(0).standard_normal((5000, 64)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    index, _ = make_faiss("flat16", 64, v, {})
+    index.add(v)
+    r = index_report(index, v, 0.0)
+    assert r["memory_bytes"] < 0.55 * r["float32_bytes"] and r["recall@10"] > 0.98
+    ivf, used = make_faiss("ivf", 64, v, {})
+    ivf.add(v)
+    assert used == {"nlist": 128, "nprobe": 8} and 0.3 < index_report(ivf, v, 0.0)[
+        "recall@10"] < 1.0
+
+
+def test_torchrun_sharded_index_equals_the_unsharded_one(tiny_run, tiny_css2d, tmp_path):
+    import os
+
+    from .test_distributed import _free_port
+
+    one = build_index(tiny_run, tiny_css2d, tmp_path / "one", progress=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        "--master_port", str(_free_port()), "-m", "tgir", "index",
+                        str(tiny_run), "--catalog", str(tiny_css2d), "--out",
+                        str(tmp_path / "two"), "-q"], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = Index(one), Index(tmp_path / "two")
+    assert b.manifest["processes"] == 2 and a.items == b.items
+    assert np.allclose(a.vectors(), b.vectors(), atol=1e-5)
+    assert not (tmp_path / ".two.shards").exists()
+    assert r.stdout.count("indexed") == 1  # rank 0 reports

@@ -123,12 +123,21 @@ def _cmd_index(a: argparse.Namespace) -> None:
     params = {k: v for k, v in (("nlist", a.nlist), ("nprobe", a.nprobe), ("m", a.hnsw_m),
                                 ("ef_search", a.ef_search)) if v}
     build_index(a.run_dir, a.catalog, out, a.kind, a.split, params, progress=not a.quiet,
-                device=a.device, backend=a.backend, uri=a.uri)
+                device=a.device, backend=a.backend, uri=a.uri, report=a.report)
+    from tgir.engine.distributed import from_env
+
+    if not from_env().is_main:
+        return  # a torchrun rank other than 0 embedded its shard; rank 0 wrote the index
     idx = Index(out)
     m = idx.manifest
     idx.close()
     print(f"indexed {m['count']} items ({m['kind']}, {m['model']['dim']}-d, "
           f"{m['store']['backend']}) into {out}")
+    if "report" in m:
+        r = m["report"]
+        print(f"build {r['build_seconds']:.2f} s, {r['memory_bytes'] / 2**20:.1f} MiB "
+              f"(float32 vectors {r['float32_bytes'] / 2**20:.1f} MiB), recall@10 vs exact "
+              f"{r['recall@10']:.3f}, {r['search_ms_per_query']:.3f} ms / query")
 
 
 def _cmd_serve(a: argparse.Namespace) -> None:
@@ -320,8 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--catalog", required=True, help="dataset directory or image folder")
     x.add_argument("--split", default="test", help="split of a dataset catalog (test)")
     x.add_argument("--out", default=None, help="index directory (default RUN_DIR/index)")
-    x.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"],
-                   help="flat: exact (default); ivf / hnsw: approximate, for large catalogs")
+    x.add_argument("--kind", default="flat",
+                   choices=["auto", "flat", "flat16", "ivf", "ivf16", "hnsw"],
+                   help="flat: exact (default); flat16: exact over fp16 (half the memory); "
+                        "ivf / ivf16 / hnsw: approximate, for large catalogs; auto: chosen "
+                        "from the catalog size")
+    x.add_argument("--report", action="store_true",
+                   help="measure and print build time, memory and recall@10 vs exact search "
+                        "(stored in the manifest)")
     x.add_argument("--add", action="store_true",
                    help="append the catalog items the index lacks, without rebuilding")
     x.add_argument("--backend", default="faiss", choices=["faiss", "milvus"],
@@ -329,10 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory, or a Milvus server / cluster with --uri")
     x.add_argument("--uri", default=None,
                    help="Milvus server URI for --backend milvus, e.g. http://host:19530")
-    x.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(n))")
-    x.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
-    x.add_argument("--hnsw-m", type=int, default=None, help="HNSW neighbours per node (32)")
-    x.add_argument("--ef-search", type=int, default=None, help="HNSW search breadth (64)")
+    x.add_argument("--nlist", type=int, default=None,
+                   help="IVF lists (default ~4 sqrt(n), >= 39 points per list)")
+    x.add_argument("--nprobe", type=int, default=None,
+                   help="IVF lists probed per query (default nlist / 16, >= 8)")
+    x.add_argument("--hnsw-m", type=int, default=None,
+                   help="HNSW neighbours per node (16; 32 above 1M vectors)")
+    x.add_argument("--ef-search", type=int, default=None,
+                   help="HNSW search breadth (64; 128 above 1M)")
     x.add_argument("--device", default="auto", help="auto, cpu or cuda")
     x.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     x.set_defaults(func=_cmd_index)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from tgir.data import build
 from tgir.data.images import to_tensor_batch
 from tgir.data.text import Vocabulary
 from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextImageSplit
+from tgir.engine import distributed
 from tgir.engine.device import pick_device
 from tgir.models import checkpoint as ckpt
 
@@ -92,13 +94,15 @@ def sample_batch(groups: list[np.ndarray], batch_size: int, per_source: int,
 
 
 def composed_batcher(split: ComposedSplit, vocab: Vocabulary, tc: config.TrainConfig,
-                     device: torch.device) -> Batcher:
-    """Batches of (source, text, target) queries, TIRG's sampler (``sample_batch``)."""
+                     device: torch.device, share: tuple[int, int] = (0, 1)) -> Batcher:
+    """Batches of (source, text, target) queries, TIRG's sampler (``sample_batch``); with
+    ``share = (rank, world)`` this rank's part of the global batch."""
     ids_all, len_all = vocab.encode_batch(split.query_text)
     groups = _source_groups(split)
 
     def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        q = sample_batch(groups, tc.batch_size, tc.queries_per_source, rng)
+        q = distributed.part(sample_batch(groups, tc.batch_size, tc.queries_per_source, rng),
+                             share)
         tgt = split.query_target[q]
         width = max(int(len_all[q].max()), 1)
         return {
@@ -111,23 +115,25 @@ def composed_batcher(split: ComposedSplit, vocab: Vocabulary, tc: config.TrainCo
     return make
 
 
-def attribute_batcher(split: AttributeSplit, tc: config.TrainConfig, device: torch.device
-                      ) -> Batcher:
+def attribute_batcher(split: AttributeSplit, tc: config.TrainConfig, device: torch.device,
+                      share: tuple[int, int] = (0, 1)) -> Batcher:
     """Batches of (image, its attribute set); the model draws its own negatives."""
     def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        i = rng.choice(len(split.images), size=min(tc.batch_size, len(split.images)),
-                       replace=False)
+        i = distributed.part(rng.choice(len(split.images), size=min(tc.batch_size,
+                                                                   len(split.images)),
+                                        replace=False), share)
         return {"images": to_tensor_batch(split.images[i]).to(device),
                 "attributes": torch.from_numpy(split.attributes[i]).to(device)}
     return make
 
 
 def pairs_batcher(split: ItemTextSplit, vocab: Vocabulary, tc: config.TrainConfig,
-                  device: torch.device) -> Batcher:
+                  device: torch.device, share: tuple[int, int] = (0, 1)) -> Batcher:
     """Batches of catalog items (image, bag of metadata words, multi-hot labels), seed 001."""
     def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        i = rng.choice(len(split.images), size=min(tc.batch_size, len(split.images)),
-                       replace=False)
+        i = distributed.part(rng.choice(len(split.images), size=min(tc.batch_size,
+                                                                   len(split.images)),
+                                        replace=False), share)
         ids, labels = split.word_batch(vocab.stoi, i)
         return {"images": to_tensor_batch(split.images[i]).to(device),
                 "word_ids": torch.from_numpy(ids).to(device),
@@ -135,12 +141,13 @@ def pairs_batcher(split: ItemTextSplit, vocab: Vocabulary, tc: config.TrainConfi
     return make
 
 
-def caption_batcher(split: TextImageSplit, tc: config.TrainConfig, device: torch.device
-                    ) -> Batcher:
+def caption_batcher(split: TextImageSplit, tc: config.TrainConfig, device: torch.device,
+                    share: tuple[int, int] = (0, 1)) -> Batcher:
     """Batches of captions with their images and identities (seed 002)."""
     def make(rng: np.random.Generator) -> dict:
-        c = rng.choice(split.num_queries, size=min(tc.batch_size, split.num_queries),
-                       replace=False)
+        c = distributed.part(rng.choice(split.num_queries, size=min(tc.batch_size,
+                                                                   split.num_queries),
+                                        replace=False), share)
         img = split.caption_image[c]
         return {"images": to_tensor_batch(split.images[img]).to(device),
                 "texts": [split.captions[i] for i in c],
@@ -216,6 +223,20 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: config.Config) -> N
     ckpt.atomic_save(tensors, path, {"step": step, "optim": ometa, "config": cfg.to_dict()})
 
 
+def _feature_cache(model, images: np.ndarray, tc: config.TrainConfig,
+                   info: distributed.DistInfo, progress: bool):
+    """The disk cache of the frozen backbone's maps, filled with the training images (rank 0
+    computes the missing ones; the other ranks then open it)."""
+    from tgir.models.feature_cache import DiskFeatureCache, backbone_key, default_root
+
+    root = default_root() if tc.feature_cache == "auto" else Path(tc.feature_cache)
+    key = backbone_key(model.backbone, int(images.shape[1]))
+    if info.is_main:
+        DiskFeatureCache(root, key).build(model.backbone, images, progress=progress)
+    distributed.barrier(info)
+    return DiskFeatureCache(root, key)
+
+
 def train(cfg: config.Config, out: str | Path, resume: bool = False,
           validate: Validator | None = None, progress: bool = True,
           data: Split | None = None, stop_at: int | None = None) -> dict:
@@ -227,15 +248,22 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     out = Path(out)
     tc = cfg.train
     last = out / "checkpoints" / "last.safetensors"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise TgirError(f"run directory {out} is not empty: pass --resume to continue it, or "
-                        f"choose another --out")
-    if resume and not last.is_file():
-        raise TgirError(f"cannot resume: no checkpoint at {last}")
+    info, device = distributed.setup(pick_device(tc.device))
+    problem = None  # decided by rank 0 alone, before anyone writes, then shared
+    if info.is_main:
+        if out.exists() and any(out.iterdir()) and not resume:
+            problem = (f"run directory {out} is not empty: pass --resume to continue it, or "
+                       f"choose another --out")
+        elif resume and not last.is_file():
+            problem = f"cannot resume: no checkpoint at {last}"
+    if not distributed.broadcast_flag(info, problem is None):
+        raise TgirError(problem or f"rank 0 refused the run directory {out}")
     if tc.steps < 1 or tc.batch_size < 2:
         raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
-
-    device = pick_device(tc.device)
+    if tc.batch_size % info.world:
+        raise TgirError(f"train.batch_size {tc.batch_size} (the global batch) must divide "
+                        f"evenly over {info.world} processes")
+    progress = progress and info.is_main
     full = data if data is not None else build(
         cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size,
         strict=cfg.data.strict)
@@ -254,9 +282,11 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         raise TgirError(f"only {n_train} training {'queries' if n_train else 'images'} for "
                         f"batch size {tc.batch_size}")
 
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob(".*.safetensors.*"), *out.glob("checkpoints/.*.safetensors.*")]:
-        stale.unlink()  # temp files of a writer that was killed; the real files are intact
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in [*out.glob(".*.safetensors.*"),
+                      *out.glob("checkpoints/.*.safetensors.*")]:
+            stale.unlink()  # temp files of a writer that was killed; real files are intact
     if resume:
         vocab = Vocabulary.load(out / "vocab.json")
     else:
@@ -264,12 +294,15 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
             vocab = Vocabulary([])
         elif pairs:
             vocab = Vocabulary(full.vocabulary)
-            (out / "display.json").write_text(json.dumps(full.display))
         else:
             vocab = Vocabulary.build([v for vals in full.schema.values() for v in vals]
                                      if attributes else train_split.query_text)
-        vocab.save(out / "vocab.json")
-        config.dump(cfg, out / "config.yaml")
+        if info.is_main:
+            vocab.save(out / "vocab.json")
+            config.dump(cfg, out / "config.yaml")
+            if pairs:
+                (out / "display.json").write_text(json.dumps(full.display))
+    distributed.barrier(info)
 
     torch.manual_seed(tc.seed)
     model = ckpt.build_model(cfg, len(vocab)).to(device)
@@ -284,13 +317,19 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         model.init_from_data(train_split.images,
                              [None, None] + [full.display.get(w, w) for w in vocab.itos[2:]])
 
-    make_batch = (attribute_batcher(train_split, tc, device) if attributes
-                  else pairs_batcher(train_split, vocab, tc, device) if pairs
-                  else caption_batcher(train_split, tc, device) if captions
-                  else composed_batcher(train_split, vocab, tc, device))
+    if (getattr(model, "freeze_backbone", False) and hasattr(model, "feature_cache")
+            and tc.feature_cache != "off"):
+        model.feature_cache = _feature_cache(model, train_split.images, tc, info, progress)
+    share = (info.rank, info.world)
+    make_batch = (attribute_batcher(train_split, tc, device, share) if attributes
+                  else pairs_batcher(train_split, vocab, tc, device, share) if pairs
+                  else caption_batcher(train_split, tc, device, share) if captions
+                  else composed_batcher(train_split, vocab, tc, device, share))
+    step_loss = distributed.wrap(model, info, device)  # DDP around model.loss when N > 1
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
-    log_f = open(log_path, "w" if new_log else "a", newline="")
+    log_f = open(log_path if info.is_main else os.devnull, "w" if new_log else "a",
+                 newline="")
     log = csv.writer(log_f)
     if new_log:
         log.writerow(["step", "loss", "lr", "seconds", "val"])
@@ -303,13 +342,13 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         model.train()
         for step in bar:
             rng = np.random.default_rng([tc.seed, step])
-            torch.manual_seed(tc.seed * 1_000_003 + step)
+            torch.manual_seed(tc.seed * 1_000_003 + step + 7919 * info.rank)
             if hasattr(model, "schedule"):  # e.g. unfreeze the top backbone blocks
                 model.schedule(step)
             batch = make_batch(rng)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * _lr_factor(tc, step)
-            loss = model.loss(batch)["loss"]
+            loss = step_loss(batch)["loss"]
             if not math.isfinite(loss.item()):
                 raise TgirError(f"loss became {loss.item()} at step {step}: lower train.lr "
                                 f"(the last checkpoint {last} is intact)")
@@ -320,7 +359,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
             opt.step()
             losses.append(loss.item())
             done = step + 1
-            val_now = validate is not None and val_split is not None and (
+            val_now = validate is not None and val_split is not None and info.is_main and (
                 (tc.val_every and done % tc.val_every == 0) or done == tc.steps)
             if done % tc.log_every == 0 or val_now or done == tc.steps:
                 mean = float(np.mean(losses[-tc.log_every:]))
@@ -335,20 +374,27 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                               f"{time.time() - t0:.1f}",
                               json.dumps(val_metrics) if val_now else ""])
                 log_f.flush()
-            if done % tc.ckpt_every == 0 or done == tc.steps or done == stop_at:
+            if info.is_main and (done % tc.ckpt_every == 0 or done == tc.steps
+                                 or done == stop_at):
                 _save_checkpoint(last, model, opt, done, cfg)
             if done == stop_at and done < tc.steps:
+                distributed.barrier(info)
                 return {"steps": done, "stopped": True}
     finally:
         log_f.close()
         bar.close()
-    if hasattr(model, "calibrate"):  # per-word thresholds on validation (seed 001 §4.3)
-        calibrate_words(model, val_split if val_split is not None else train_split, vocab)
-    ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
-                     {"step": tc.steps, "model": cfg.model,
-                      "image_size": int(train_split.images.shape[1])})
     summary = {"steps": tc.steps, "resumed_from": start, "seconds": round(time.time() - t0, 1),
                "final_loss": float(np.mean(losses[-tc.log_every:])) if losses else None,
-               "val": val_metrics}
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+               "val": val_metrics, "processes": info.world}
+    fc = getattr(model, "feature_cache", None)
+    if fc is not None:  # batches served from the cache vs through the backbone
+        summary["feature_cache"] = {"dir": str(fc.dir), "hits": fc.hits, "misses": fc.misses}
+    if info.is_main:
+        if hasattr(model, "calibrate"):  # per-word thresholds on validation (seed 001 §4.3)
+            calibrate_words(model, val_split if val_split is not None else train_split, vocab)
+        ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
+                         {"step": tc.steps, "model": cfg.model,
+                          "image_size": int(train_split.images.shape[1])})
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    distributed.barrier(info)
     return summary

@@ -34,11 +34,17 @@ class ComposedModel(nn.Module):
 
     def __init__(self, vocab_size: int, image_encoder: str = "small_resnet",
                  image_encoder_cfg: dict | None = None, embed_dim: int = 256,
-                 word_dim: int = 256, loss: str = "batch_classification"):
+                 word_dim: int = 256, loss: str = "batch_classification",
+                 freeze_backbone: bool = False):
         super().__init__()
         if loss not in LOSSES:
             raise TgirError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
         self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
+        # a frozen (pretrained) backbone stays in eval mode; the trainer then attaches a
+        # DiskFeatureCache so every training image goes through it once (issue 10)
+        self.freeze_backbone = freeze_backbone
+        self.backbone.requires_grad_(not freeze_backbone)
+        self.feature_cache = None
         self.text_encoder = LSTMTextEncoder(vocab_size, word_dim, embed_dim)
         self.norm = ScaledNorm()
         self.embed_dim = embed_dim
@@ -46,10 +52,20 @@ class ComposedModel(nn.Module):
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Parameters trained at the backbone learning rate (seed 004 §2.4)."""
-        return list(self.backbone.parameters())
+        return [] if self.freeze_backbone else list(self.backbone.parameters())
 
     def encode_image(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.backbone(images)
+        """The backbone maps. Frozen: eval mode, no graph, and during training the maps come
+        from the feature cache when one is attached and holds these images."""
+        if not self.freeze_backbone:
+            return self.backbone(images)
+        self.backbone.eval()
+        if self.training and self.feature_cache is not None:
+            cached = self.feature_cache.maps(images)
+            if cached is not None:
+                return cached
+        with torch.no_grad():
+            return self.backbone(images)
 
     def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor) -> TextFeatures:
         return self.text_encoder(ids, lengths)

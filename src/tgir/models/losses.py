@@ -53,4 +53,35 @@ def hinge_triplet(s: torch.Tensor, margin: float = 0.2, same: torch.Tensor | Non
     return (i2t.sum() + t2i.sum()) / len(s)
 
 
-LOSSES = {"batch_classification": batch_classification, "soft_triplet": soft_triplet}
+def gather_global(query: torch.Tensor, target: torch.Tensor,
+                  labels: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Under torch.distributed with more than one process: every rank's share of the global
+    batch, concatenated in rank order, with gradients (CLIP-style all_gather; its backward sums
+    the gradients of each share over the ranks). Every rank then computes the same global loss,
+    and DDP's gradient average is exactly the one-process gradient. A no-op in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return query, target, labels
+    import torch.distributed.nn.functional as dist_fn
+
+    q = torch.cat(dist_fn.all_gather(query))
+    t = torch.cat(dist_fn.all_gather(target))
+    if labels is not None:
+        parts = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, labels.contiguous())
+        labels = torch.cat(parts)
+    return q, t, labels
+
+
+def _over_global_batch(fn):
+    def loss(query: torch.Tensor, target: torch.Tensor,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+        return fn(*gather_global(query, target, labels))
+    loss.__doc__ = f"{fn.__doc__} Over the global batch when distributed."
+    return loss
+
+
+LOSSES = {"batch_classification": _over_global_batch(batch_classification),
+          "soft_triplet": _over_global_batch(soft_triplet)}

@@ -1,0 +1,145 @@
+"""Backbone maps of a frozen backbone, computed once per image and kept on disk (issue 10).
+
+Layout (``ROOT/KEY/``, KEY a digest of the backbone: class, configuration, weights and input
+size, so a change of any of them is a different cache)::
+
+    shard-000/level0.f16 ...   fp16 maps (n, C, H, W) per backbone level, memory-mapped
+    shard-000/images.json      the images' checksums (blake2b of the uint8 pixels), in row order
+    meta.json                  backbone key parts, level shapes
+
+A build writes only the images no shard holds yet (a new shard), so a cache is reused across
+runs and models with the same backbone and grows with new images. Shards are written to a
+temporary name and renamed, so a killed build leaves no half shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+
+def image_digest(pixels: np.ndarray) -> str:
+    """Checksum of one uint8 (H, W, 3) image."""
+    return hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).hexdigest()
+
+
+def backbone_key(backbone: nn.Module, image_size: int) -> str:
+    """Digest of what the maps depend on: class, output channels, input size and weights
+    (the preprocessing, e.g. the mean / std normalisation, lives in the backbone)."""
+    h = hashlib.sha256()
+    h.update(f"{type(backbone).__module__}.{type(backbone).__name__}".encode())
+    h.update(json.dumps([list(getattr(backbone, "out_channels", [])), image_size]).encode())
+    for name, t in sorted(backbone.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def default_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tgir" / "features"
+
+
+class DiskFeatureCache:
+    """fp16, memory-mapped backbone maps keyed by image checksum (see the module doc)."""
+
+    def __init__(self, root: str | Path, key: str):
+        self.dir = Path(root) / key
+        self.key = key
+        self.rows: dict[str, tuple[int, int]] = {}  # digest -> (shard, row)
+        self.levels: list[np.memmap] = []
+        self.shards: list[list[np.memmap]] = []
+        self.hits = self.misses = 0
+        self._open()
+
+    def _open(self) -> None:
+        self.rows.clear()
+        self.shards = []
+        if not self.dir.is_dir():
+            return
+        meta_path = self.dir / "meta.json"
+        if not meta_path.is_file():
+            return
+        shapes = [tuple(s) for s in json.loads(meta_path.read_text())["shapes"]]
+        for d in sorted(self.dir.glob("shard-*")):
+            digests = json.loads((d / "images.json").read_text())
+            maps = [np.memmap(d / f"level{i}.f16", dtype=np.float16, mode="r",
+                              shape=(len(digests), *s)) for i, s in enumerate(shapes)]
+            k = len(self.shards)
+            self.shards.append(maps)
+            for r, dg in enumerate(digests):
+                self.rows.setdefault(dg, (k, r))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.no_grad()
+    def build(self, backbone: nn.Module, images: np.ndarray, batch_size: int = 64,
+              progress: bool = True) -> int:
+        """Compute and store the maps of the ``images`` (uint8 (N, H, W, 3)) not cached yet;
+        returns how many were computed."""
+        from tgir.data.images import to_tensor_batch
+
+        digests = [image_digest(x) for x in images]
+        first: dict[str, int] = {}
+        for i, d in enumerate(digests):
+            if d not in self.rows and d not in first:
+                first[d] = i
+        todo = list(first.values())
+        if not todo:
+            return 0
+        dev = next(backbone.parameters()).device
+        was = backbone.training
+        backbone.eval()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".shard-tmp-", dir=self.dir))
+        try:
+            files: list[np.memmap] = []
+            for s in tqdm(range(0, len(todo), batch_size), desc="cache backbone maps",
+                          disable=not progress, mininterval=1.0):
+                idx = todo[s:s + batch_size]
+                maps = backbone(to_tensor_batch(images[idx]).to(dev))
+                if not files:
+                    shapes = [tuple(m.shape[1:]) for m in maps]
+                    meta = self.dir / "meta.json"
+                    if not meta.is_file():
+                        meta.write_text(json.dumps({"key": self.key, "shapes": shapes}))
+                    files = [np.memmap(tmp / f"level{i}.f16", dtype=np.float16, mode="w+",
+                                       shape=(len(todo), *sh)) for i, sh in enumerate(shapes)]
+                for f, m in zip(files, maps, strict=True):
+                    f[s:s + len(idx)] = m.float().cpu().numpy().astype(np.float16)
+            for f in files:
+                f.flush()
+            (tmp / "images.json").write_text(json.dumps([digests[i] for i in todo]))
+            tmp.rename(self.dir / f"shard-{len(list(self.dir.glob('shard-*'))):03d}")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            backbone.train(was)
+        self._open()
+        return len(todo)
+
+    def maps(self, images: torch.Tensor) -> list[torch.Tensor] | None:
+        """The cached maps of a batch of images (float (B, 3, H, W) in [0, 1] made from uint8
+        pixels), or None when any image is not cached."""
+        px = (images.detach() * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        where = [self.rows.get(image_digest(x)) for x in px]
+        if any(w is None for w in where):
+            self.misses += 1
+            return None
+        self.hits += 1
+        out = []
+        for lv in range(len(self.shards[0])):
+            arr = np.stack([self.shards[k][lv][r] for k, r in where]).astype(np.float32)
+            out.append(torch.from_numpy(arr).to(images.device))
+        return out
