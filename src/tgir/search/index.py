@@ -36,6 +36,7 @@ from tgir.data.images import decode_image, to_tensor_batch
 from tgir.data.store import atomic_dir
 from tgir.models.checkpoint import file_sha256
 from tgir.search.backends import BACKENDS, LITE_NAME, FaissIndex, MilvusIndex, open_backend
+from tgir.search.batcher import SearchBatcher
 
 FORMAT, VERSION = "tgir-index", 1
 KINDS = ("auto", "flat", "flat16", "ivf", "ivf16", "hnsw")
@@ -264,9 +265,11 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
 
 
 class Index:
-    """A loaded index directory: FAISS index, items and manifest."""
+    """A loaded index directory: the vector store (FAISS or Milvus), items and manifest.
+    ``batch_requests``: concurrent single-query searches share one index call
+    (``SearchBatcher``; the server turns it on)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, batch_requests: bool = False):
         self.path = Path(path)
         mpath = self.path / "manifest.json"
         if not mpath.is_file():
@@ -289,6 +292,7 @@ class Index:
                             f"{len(self.items)} items, manifest says {n}")
         self.row_of = {it["id"]: i for i, it in enumerate(self.items)}
         self.root = Path(self.manifest["catalog"]["root"])
+        self.batcher = SearchBatcher(self.store.search) if batch_requests else None
 
     @property
     def dim(self) -> int:
@@ -320,6 +324,8 @@ class Index:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if self.manifest.get("normalized", True):
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        if self.batcher is not None:
+            return self.batcher.search(q, k)
         return self.store.search(q, k)
 
     def vectors(self) -> np.ndarray:

@@ -72,14 +72,15 @@ class Result:
 
 class Searcher:
     def __init__(self, run_dir: str | Path, index_dir: str | Path | None = None,
-                 device: str = "auto", progress: bool = True, max_pixels: int = MAX_PIXELS):
+                 device: str = "auto", progress: bool = True, max_pixels: int = MAX_PIXELS,
+                 batch_requests: bool = False):
         self.run = Path(run_dir)
         self.cfg, self.vocab, self.model = load_run(self.run, pick_device(device))
         self.device = next(self.model.parameters()).device
         self.max_pixels = max_pixels
         if index_dir is None:
             index_dir = self._own_index(progress)
-        self.index = Index(index_dir)
+        self.index = Index(index_dir, batch_requests=batch_requests)
         dim = self._dim()
         self.index.check_model(self.run, dim)
         self._vectors: torch.Tensor | None = None  # stored vectors, for models with match()

@@ -85,7 +85,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
     index_dir = Path(index_dir)
     run = run_dir or Index(index_dir).manifest["model"]["run_dir"]
     searcher = Searcher(run, index_dir, device=device, progress=False,
-                        max_pixels=MAX_SERVER_PIXELS)
+                        max_pixels=MAX_SERVER_PIXELS, batch_requests=True)
     idx = searcher.index
     app = FastAPI(title="tgir search", version="1",
                   description="Text-guided image retrieval over one catalog index.")
