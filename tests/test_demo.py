@@ -14,6 +14,8 @@ def test_demo_smoke_prints_one_json_line(tmp_path, capsys):
     assert set(line["css2d-tiny"]["tirg"]) == {"R@1", "R@10", "R@50"}
     assert line["seconds"] > 0
     assert (tmp_path / "runs" / "tirg" / "metrics.json").is_file()
+    stages = json.loads((tmp_path / "results.json").read_text())["stage_seconds"]
+    assert {"generate", "load", "train tirg", "eval tirg", "index + search"} <= set(stages)
     # a second run reuses the finished runs instead of training again
     assert main(args) == 0
     assert "reused" in capsys.readouterr().err

@@ -105,12 +105,16 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     built-in configs (their steps times ``steps_scale``) into ``workdir/runs``, evaluate;
     returns the one-line summary."""
     t0 = time.time()
+    stages: dict[str, float] = {}  # where the demo's time goes (bench/demo figures)
     source = dataset.split("_")[0]
     root = workdir / "data" / (f"css2d-{scale}" if source == "css2d" else source)
     _ensure_data(dataset, root, scale, progress)
+    stages["generate"] = round(time.time() - t0, 1)
+    t = time.time()
     image_size = config.load(builtin_config(dataset, models[0])).data.image_size
     train_data = build(dataset, root, "train", image_size)
     test_data = build(dataset, root, "test", image_size)
+    stages["load"] = round(time.time() - t, 1)
     results: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
     for m in models:
@@ -120,7 +124,10 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         run = workdir / "runs" / m
         t = time.time()
         how = _train_one(cfg, run, fresh, progress, train_data)
+        stages[f"train {m}"] = round(time.time() - t, 1)
+        t_eval = time.time()
         r = evaluate_run(run, progress=progress)
+        stages[f"eval {m}"] = round(time.time() - t_eval, 1)
         timings[m] = round(time.time() - t, 1)
         results[m] = r["metrics"]
         head = next(k for k in ("R@1", "t2i R@1", "i2t R@5") if k in r["metrics"])
@@ -145,14 +152,18 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
               f"queries (none seen in training), gallery {len(test_data.images)} images")
     table = format_table(results)
     print(table)
+    t = time.time()
     example = _search_example(workdir, models, test_data)
     if example:
+        stages["index + search"] = round(time.time() - t, 1)
         print(f"example search: {example}")
+    print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()), file=sys.stderr)
     key = dataset if source != "css2d" or scale == "demo" else f"{dataset}-{scale}"
     line = {key: {m: {k: round(r[k], 4) for k in REPORT_KS if k in r}
                   for m, r in results.items()},
             "seconds": round(time.time() - t0, 1)}
     name = f"results-{dataset}.json" if dataset != source else "results.json"
     (workdir / name).write_text(json.dumps(
-        {**line, "full": results, "train_seconds": timings}, indent=1))
+        {**line, "full": results, "train_seconds": timings, "stage_seconds": stages},
+        indent=1))
     return line
