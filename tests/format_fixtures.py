@@ -140,6 +140,8 @@ def write_cuhk_pedes(root: Path, annotations: str = "reid_raw.json",
 def write_cub(root: Path, flowers: bool = False) -> None:
     classes = ([f"class_{i:05d}" for i in range(1, 7)] if flowers
                else [f"{i:03d}.Bird_{i}" for i in range(1, 7)])
+    (root / "trainclasses.txt").write_text("\n".join(classes[:3]) + "\n")
+    (root / "valclasses.txt").write_text(classes[3] + "\n")
     (root / "trainvalclasses.txt").write_text("\n".join(classes[:4]) + "\n")
     (root / "testclasses.txt").write_text("\n".join(classes[4:]) + "\n")
     k = 0

@@ -116,6 +116,8 @@ def test_cub_flowers_classes(roots, name):
     te = build(name, roots[name], "test", 16)
     assert len(te.images) == 6 and te.num_queries == 60 and te.meta["protocol"] == "class"
     assert sorted(np.unique(te.labels)) == [0, 1]
+    assert len(build(name, roots[name], "train", 16).images) == 9  # trainclasses.txt
+    assert len(build(name, roots[name], "trainval", 16).images) == 12
 
 
 def test_peta_partitions(roots):

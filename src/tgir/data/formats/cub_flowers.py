@@ -3,13 +3,13 @@ fine-grained text <-> image protocol of seed 002's related work (zero-shot class
 
 Official layout (Reed et al.'s cvpr2016_cub / cvpr2016_flowers releases)::
 
-    ROOT/{trainval,train,val,test}classes.txt   class folder names, one per line
+    ROOT/{train,val,test,trainval}classes.txt   class folder names, one per line
     ROOT/text_c10/<class>/<image>.txt           ten captions, one per line
     CUB:     ROOT/images/<class>/<image>.jpg    (CUB_200_2011/images)
     Flowers: ROOT/jpg/<image>.jpg               (Oxford-102 jpg/)
 
-Split ``train`` reads ``trainvalclasses.txt`` (the training classes of the zero-shot split),
-``val`` and ``test`` their lists. Protocol (``meta["protocol"] = "class"``): a class is queried
+Splits read their class lists: ``train`` ``trainclasses.txt`` (CUB 100 / Flowers 62 classes,
+the split seed 002 §4 trains on), ``val``, ``test`` (50 / 20 unseen classes) and ``trainval``. Protocol (``meta["protocol"] = "class"``): a class is queried
 by the mean score of its captions; text -> image AP@50 (the share of the 50 best images that
 belong to the class, averaged over classes) and image -> text top-1 class accuracy.
 """
@@ -25,8 +25,8 @@ from tgir.data.formats.common import check_split, need_dir, read_lines
 from tgir.data.images import load_images
 from tgir.data.types import TextImageSplit
 
-CLASS_FILES = {"train": "trainvalclasses.txt", "val": "valclasses.txt",
-               "test": "testclasses.txt"}
+CLASS_FILES = {"train": "trainclasses.txt", "val": "valclasses.txt",
+               "test": "testclasses.txt", "trainval": "trainvalclasses.txt"}
 
 
 def load(root: Path, split: str, image_size: int | None = None, strict: bool = False,
