@@ -9,8 +9,9 @@ Official layout (Reed et al.'s cvpr2016_cub / cvpr2016_flowers releases)::
     Flowers: ROOT/jpg/<image>.jpg               (Oxford-102 jpg/)
 
 Splits read their class lists: ``train`` ``trainclasses.txt`` (CUB 100 / Flowers 62 classes,
-the split seed 002 §4 trains on), ``val``, ``test`` (50 / 20 unseen classes) and ``trainval``. Protocol (``meta["protocol"] = "class"``): a class is queried
-by the mean score of its captions; text -> image AP@50 (the share of the 50 best images that
+the split seed 002 §4 trains on), ``val``, ``test`` (50 / 20 unseen classes) and
+``trainval``. Protocol (``meta["protocol"] = "class"``): a class is queried by the mean
+score of its captions; text -> image AP@50 (the share of the 50 best images that
 belong to the class, averaged over classes) and image -> text top-1 class accuracy.
 """
 
