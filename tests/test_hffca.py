@@ -121,3 +121,28 @@ def test_ablate_command_runs_every_row(tiny_css2d, tmp_path, capsys):
     summary = json.loads((tmp_path / "ab" / "ablation.json").read_text())["summary"]
     assert list(summary) == ["baseline", "+RCC", "+CGP", "+CGP+RCC", "+MCF", "+MCF+RCC",
                              "+MCF+CGP", "+MCF+CGP+RCC"]
+
+
+def test_hffca_serves_through_the_searcher_and_http_api(tiny_css2d, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tgir import config
+    from tgir.engine.train import train
+    from tgir.search.searcher import Query, Searcher
+    from tgir.search.server import create_app
+
+    cfg = config.from_dict({
+        "data": {"name": "css2d", "root": str(tiny_css2d)},
+        "model": {"name": "hffca", "embed_dim": 16, "word_dim": 8, "image_encoder_cfg": ENC},
+        "train": {"steps": 2, "batch_size": 8}})
+    train(cfg, tmp_path / "run", progress=False)
+    s = Searcher(tmp_path / "run", progress=False)
+    first = s.index.items[0]["id"]
+    hits = s.search(Query(item_id=first, text="add small red circle to top-left"), 5)
+    assert len(hits) == 5 and first not in [h.id for h in hits]
+    client = TestClient(create_app(s.index.path, tmp_path / "run"),
+                        raise_server_exceptions=False)
+    r = client.post("/search", data={"item_id": first, "text": "remove big blue square",
+                                      "k": "3"})
+    assert r.status_code == 200 and len(r.json()["results"]) == 3
+    assert client.get("/health").json()["model"] == "hffca"
