@@ -20,11 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from tgir import TgirError
-from tgir.data.formats.common import check_split, read_tsv
-from tgir.data.images import load_images
+from tgir.data.formats.common import check_split, read_tsv, target_image_split
 from tgir.data.types import ComposedSplit
 
 TSV = "birds-to-words-v1.0.tsv"
@@ -73,13 +70,7 @@ def load(root: Path, split: str, image_size: int | None = None,
             src.append(b), tgt.append(a), txt.append(swap_animals(text))
     if not src:
         raise TgirError(f"{path} has no {split} row")
-    files = list(names)
-    return ComposedSplit(
-        name=f"birds_to_words-{split}",
-        images=load_images([root / "images" / f for f in files], image_size or 224,
-                           desc=f"Birds-to-Words {split}", strict=strict),
-        labels=np.arange(len(files), dtype=np.int64),
-        query_source=np.array(src, dtype=np.int64), query_text=txt,
-        query_target=np.array(tgt, dtype=np.int64), image_ids=[Path(f).stem for f in files],
-        meta={"dataset": "birds_to_words", "root": str(root)},
-    )
+    return target_image_split(f"birds_to_words-{split}",
+                              [root / "images" / f for f in names], src, txt, tgt, image_size,
+                              f"Birds-to-Words {split}", strict,
+                              {"dataset": "birds_to_words", "root": str(root)})

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tgir import TgirError
 
 
@@ -76,3 +78,21 @@ def check_split(split: str, allowed: Iterable[str], dataset: str) -> None:
     allowed = list(allowed)
     if split not in allowed:
         raise TgirError(f"{dataset} has no split {split!r} ({', '.join(allowed)})")
+
+
+def target_image_split(name: str, paths: list[Path], src: list[int], txt: list[str],
+                       tgt: list[int], image_size: int | None, desc: str, strict: bool,
+                       meta: dict, default_size: int = 224):
+    """A composed split whose relevance is the target image itself (each image its own label):
+    Shoes, Birds-to-Words, Spot-the-Diff."""
+    from tgir.data.images import load_images
+    from tgir.data.types import ComposedSplit
+
+    return ComposedSplit(
+        name=name,
+        images=load_images(paths, image_size or default_size, desc=desc, strict=strict),
+        labels=np.arange(len(paths), dtype=np.int64),
+        query_source=np.array(src, dtype=np.int64), query_text=txt,
+        query_target=np.array(tgt, dtype=np.int64), image_ids=[Path(p).stem for p in paths],
+        meta=meta,
+    )

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from tgir import TgirError
-from tgir.data.formats.common import check_split, field, need_list, read_json, read_lines
-from tgir.data.images import load_images
+from tgir.data.formats.common import (
+    check_split,
+    field,
+    need_list,
+    read_json,
+    read_lines,
+    target_image_split,
+)
 from tgir.data.types import ComposedSplit
 
 NAME_FILES = {"train": "train_im_names.txt", "test": "eval_im_names.txt"}
@@ -50,11 +54,5 @@ def load(root: Path, split: str, image_size: int | None = None,
         raise TgirError(f"{cap_file}: no caption has both images in {NAME_FILES[split]}")
     found = {p.name: p for p in root.rglob("*.jpg")}
     paths = [found.get(n, root / n) for n in names]  # a missing one is reported by name
-    return ComposedSplit(
-        name=f"shoes-{split}",
-        images=load_images(paths, image_size or 224, desc=f"Shoes {split}", strict=strict),
-        labels=np.arange(len(names), dtype=np.int64),
-        query_source=np.array(src, dtype=np.int64), query_text=txt,
-        query_target=np.array(tgt, dtype=np.int64), image_ids=[Path(n).stem for n in names],
-        meta={"dataset": "shoes", "root": str(root)},
-    )
+    return target_image_split(f"shoes-{split}", paths, src, txt, tgt, image_size,
+                              f"Shoes {split}", strict, {"dataset": "shoes", "root": str(root)})

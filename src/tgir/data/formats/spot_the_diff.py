@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from tgir import TgirError
-from tgir.data.formats.common import check_split, field, need_list, read_json
-from tgir.data.images import load_images
+from tgir.data.formats.common import (
+    check_split,
+    field,
+    need_list,
+    read_json,
+    target_image_split,
+)
 from tgir.data.types import ComposedSplit
 
 
@@ -42,12 +45,7 @@ def load(root: Path, split: str, image_size: int | None = None,
                 src.append(a), tgt.append(a + 1), txt.append(s.strip())
     if not src:
         raise TgirError(f"{path} has no non-empty sentence")
-    return ComposedSplit(
-        name=f"spot_the_diff-{split}",
-        images=load_images([root / "resized_images" / f for f in files], image_size or 224,
-                           desc=f"Spot-the-Diff {split}", strict=strict),
-        labels=np.arange(len(files), dtype=np.int64),
-        query_source=np.array(src, dtype=np.int64), query_text=txt,
-        query_target=np.array(tgt, dtype=np.int64), image_ids=[Path(f).stem for f in files],
-        meta={"dataset": "spot_the_diff", "root": str(root)},
-    )
+    return target_image_split(f"spot_the_diff-{split}",
+                              [root / "resized_images" / f for f in files], src, txt, tgt,
+                              image_size, f"Spot-the-Diff {split}", strict,
+                              {"dataset": "spot_the_diff", "root": str(root)})
