@@ -68,3 +68,29 @@ def test_bad_milvus_uri_is_a_clear_error(tiny_run, tmp_path):
         build_index(tiny_run, _folder(tmp_path, 2), tmp_path / "y", backend="milvus",
                     uri="http://127.0.0.1:9")
     assert not (tmp_path / "y").exists()
+
+
+def test_external_milvus_uri_keeps_the_store_outside_and_drops_replaced_collections(
+        tiny_run, tmp_path):
+    """A Milvus URI outside the index directory (a server in production; an external
+    milvus-lite file here) is recorded as is; a rebuild drops the collection it replaced."""
+    from pymilvus import MilvusClient
+
+    from tgir.search.backends import drop_collection
+
+    ext = str(tmp_path / "server.db")
+    cat = _folder(tmp_path, 5)
+    out = build_index(tiny_run, cat, tmp_path / "idx", progress=False, backend="milvus",
+                      uri=ext)
+    first = Index(out)
+    entry = first.manifest["store"]
+    assert entry["uri"] == ext and entry["collection"].startswith("tgir_")
+    assert not (out / "milvus.db").exists() and first.store.ntotal == 5
+    first.close()
+    build_index(tiny_run, cat, out, progress=False, backend="milvus", uri=ext)
+    second = Index(out).manifest["store"]["collection"]
+    c = MilvusClient(ext)
+    names = c.list_collections()
+    c.close()
+    drop_collection(ext, "none")  # releases the embedded server of this path
+    assert second in names and entry["collection"] not in names

@@ -9,7 +9,6 @@ inner-product top-k. An index directory names its backend in ``manifest.json``:
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -203,19 +202,20 @@ class MilvusIndex:
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
     def save(self, directory: Path) -> dict:
-        """The manifest entry; a milvus-lite store living elsewhere is moved into
-        ``directory`` (closed first: milvus-lite holds a lock while open)."""
+        """The manifest entry. A milvus-lite store inside ``directory`` is closed (it holds a
+        lock while open, and the directory is about to be renamed) and recorded by its
+        relative name; any other URI (a server, or a .db a user named) is recorded as is."""
         entry = {"backend": "milvus", "uri": self.uri, "collection": self.collection,
                  "kind": self.kind, "params": self.params}
         if self.is_lite:
-            target = Path(directory) / LITE_NAME
             self.close()
-            if Path(self.uri).resolve() != target.resolve():
-                shutil.move(self.uri, target)
-            entry["uri"] = LITE_NAME
+            if Path(self.uri).resolve() == (Path(directory) / LITE_NAME).resolve():
+                entry["uri"] = LITE_NAME
         else:
             self.client.flush(self.collection)
         return entry
+
+
 
     def close(self) -> None:
         try:
@@ -225,6 +225,20 @@ class MilvusIndex:
                 from milvus_lite.server_manager import server_manager_instance
 
                 server_manager_instance.release_server(self.uri)
+
+
+def drop_collection(uri: str, collection: str) -> None:
+    """Remove a collection (an old one that a rebuilt index no longer points at)."""
+    client = _milvus_client(uri)
+    try:
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+    finally:
+        client.close()
+        if uri.endswith(".db"):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(uri)
 
 
 def open_backend(directory: Path, manifest: dict) -> FaissIndex | MilvusIndex:

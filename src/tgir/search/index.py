@@ -18,9 +18,9 @@ collection is written under a new name and the manifest switched to it; an inter
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -35,7 +35,14 @@ from tgir.data.catalog import CatalogItem, read_catalog
 from tgir.data.images import decode_image, to_tensor_batch
 from tgir.data.store import atomic_dir
 from tgir.models.checkpoint import file_sha256
-from tgir.search.backends import BACKENDS, LITE_NAME, FaissIndex, MilvusIndex, open_backend
+from tgir.search.backends import (
+    BACKENDS,
+    LITE_NAME,
+    FaissIndex,
+    MilvusIndex,
+    drop_collection,
+    open_backend,
+)
 from tgir.search.batcher import SearchBatcher
 
 FORMAT, VERSION = "tgir-index", 1
@@ -163,8 +170,8 @@ def _milvus_writer(vecs: np.ndarray, kind: str, params: dict, uri: str | None,
     (copying the rows of ``base``, an existing milvus-lite store, first) or, with ``uri``, into
     a new collection of that Milvus server."""
     def write(tmp: Path) -> dict:
-        name = collection or (f"tgir_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}" if uri
-                              else "items")
+        name = collection or (f"tgir_{time.strftime('%Y%m%d%H%M%S')}_{uuid.uuid4().hex[:8]}"
+                              if uri else "items")
         target = uri or str(tmp / LITE_NAME)
         if base is not None and not uri:
             shutil.copytree(base, tmp / LITE_NAME)
@@ -259,9 +266,32 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "catalog": {"root": str(root), "kind": cat_kind, "split": split},
         "created": _now(), "updated": _now(), "processes": info.world, **extra,
     }
+    old = _old_server_collection(out)
     _write_dir(out, store, [asdict(it) for it in items], manifest)
+    if old is not None and old != (manifest_store(out).get("uri"),
+                                   manifest_store(out).get("collection")):
+        try:  # best effort: the rebuilt index no longer points at it
+            drop_collection(*old)
+        except TgirError:
+            pass
     distributed.barrier(info)
     return out
+
+
+def manifest_store(out: Path) -> dict:
+    try:
+        return json.loads((Path(out) / "manifest.json").read_text()).get("store") or {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _old_server_collection(out: Path) -> tuple[str, str] | None:
+    """(uri, collection) of the Milvus collection outside the directory that an existing
+    index at ``out`` uses, to drop once the rebuilt index has replaced it."""
+    entry = manifest_store(out)
+    if entry.get("backend") == "milvus" and entry.get("uri") not in (None, LITE_NAME):
+        return entry["uri"], entry["collection"]
+    return None
 
 
 class Index:
