@@ -92,3 +92,26 @@ def test_hgan_trains_and_retrieves(tmp_path):
     m = evaluate_split(model, vocab, sp)
     # 12 identities, 4 images each: chance Rank-1 is 1/12
     assert m["t2i R@1"] > 0.4 and m["t2i mAP"] > 0.3, m
+
+
+def test_table3_sentence_loss_switches():
+    """L_ide only / L_pair only (seed 002 Table 3 rows 1-2) each equal their direct term."""
+    from tgir.models.gumbel_attention import identification_loss, pair_kl_loss
+
+    sp = toy_text_split(8)
+    batch = {"images": torch.from_numpy(sp.images[:6]).permute(0, 3, 1, 2).float() / 255,
+             "texts": sp.captions[:6], "ids": torch.from_numpy(sp.labels[:6])}
+    for kw in ({"pair": False}, {"id_weight": 0.0}):
+        torch.manual_seed(0)
+        m = _model(word=False, phrase=False, **kw).eval()
+        got = m.loss(batch)["loss"]
+        with torch.no_grad():
+            img, txt = m.encode_image(batch["images"]), m.encode_texts(batch["texts"])
+        if kw.get("pair") is False:
+            want = (identification_loss(m.classifier(img["global"]), batch["ids"])
+                    + identification_loss(m.classifier(txt["global"]), batch["ids"]))
+        else:
+            want = pair_kl_loss(img["global"], txt["global"], batch["ids"])
+        assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(TgirError, match="sentence-level loss"):
+        _model(pair=False, id_weight=0.0)

@@ -1,7 +1,8 @@
 """``tgir ablate``: a paper's ablation table, mean +- std over seeds.
 
-hffca: the 8 on/off combinations of MCF, CGP and RCC (seed 003 Table 1). hgan: sentence level
-only, + word, + word + phrase (seed 002 Table 3), and the attention variants soft / max Gumbel
+hffca: the 8 on/off combinations of MCF, CGP and RCC (seed 003 Table 1). hgan: the sentence
+level with L_ide only, L_pair only, both without and with the pretrained text encoder, then
++ word, + word + phrase (seed 002 Table 3), and the attention variants soft / max Gumbel
 (Table 5). Top of the stack like the demo: for each row and seed it trains the config
 (``--set`` overrides apply to all), evaluates on the config's evaluation split, and writes
 ``OUT/ablation.json`` and a markdown table.
@@ -27,7 +28,12 @@ _HFFCA = [("baseline", False, False, False), ("+RCC", False, False, True),
 ROWS: dict[str, list[tuple[str, list[str]]]] = {
     "hffca": [(n, [f"model.mcf={a}", f"model.cgp={b}", f"model.rcc={c}"])
               for n, a, b, c in _HFFCA],
-    "hgan": [("sentence", ["model.word=false", "model.phrase=false"]),
+    "hgan": [("L_ide only", ["model.word=false", "model.phrase=false", "model.pair=false"]),
+             ("L_pair only", ["model.word=false", "model.phrase=false", "model.id_weight=0"]),
+             ("L_ide + L_pair, no pretrained text", [
+                 "model.word=false", "model.phrase=false", "model.pretrained_text=false",
+                 "model.freeze_text=false"]),
+             ("sentence", ["model.word=false", "model.phrase=false"]),
              ("+word", ["model.word=true", "model.phrase=false"]),
              ("+word+phrase (HGAN)", ["model.word=true", "model.phrase=true"]),
              ("HGAN w/o Gumbel (soft)", ["model.attention=soft"]),

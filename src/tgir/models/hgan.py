@@ -19,7 +19,9 @@ Sentence -> image (and image -> sentence) matching at three levels (§3, Figure 
   and pairwise KL (eq. 11) for the sentence level: L = L_w + L_p + L_pair + lambda L_ide.
 
 ``attention``: ``gumbel`` (the paper), ``soft`` (eq. 3-4, "HGAN w/o Gumbel") or ``max``
-(k = 1, "max Gumbel"), for Table 5; ``word`` / ``phrase`` switch the levels off for Table 3.
+(k = 1, "max Gumbel"), for Table 5; ``word`` / ``phrase`` switch the levels off, ``pair`` /
+``id_weight = 0`` the sentence losses, ``pretrained_text = False`` the pretrained encoder,
+for Table 3.
 At evaluation the Gumbel noise is off (deterministic).
 """
 
@@ -107,6 +109,7 @@ class HGAN(nn.Module):
                  phrase_grid: tuple[int, int] = (3, 2), k1: int = 4, k2: int = 2,
                  temperature: float = 1.0, attention: str = "gumbel", word: bool = True,
                  phrase: bool = True, margin: float = 0.2, id_weight: float = 1.0,
+                 pair: bool = True,
                  last4: bool = False, pretrained_text: bool = True,
                  freeze_text: bool = True, max_len: int = 64, scorer_hidden: int = 128):
         super().__init__()
@@ -145,7 +148,9 @@ class HGAN(nn.Module):
         self.k1, self.k2, self.temperature = k1, k2, temperature
         self.attention = attention
         self.levels = [lv for lv, on in (("word", word), ("phrase", phrase)) if on]
-        self.margin, self.id_weight = margin, id_weight
+        self.margin, self.id_weight, self.use_pair = margin, id_weight, pair
+        if not pair and id_weight <= 0:
+            raise TgirError("HGAN needs a sentence-level loss: model.pair or model.id_weight")
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters())
@@ -242,9 +247,10 @@ class HGAN(nn.Module):
         ids = batch["ids"]
         same = ids[:, None] == ids[None, :]
         out = {}
-        total = pair_kl_loss(img["global"], txt["global"], ids) + self.id_weight * (
-            identification_loss(self.classifier(img["global"]), ids)
-            + identification_loss(self.classifier(txt["global"]), ids))
+        total = self.id_weight * (identification_loss(self.classifier(img["global"]), ids)
+                                  + identification_loss(self.classifier(txt["global"]), ids))
+        if self.use_pair:  # Table 3 rows 1-2 switch L_pair / L_ide off
+            total = total + pair_kl_loss(img["global"], txt["global"], ids)
         out["sentence"] = total.detach()
         for lv in self.levels:
             lw = hinge_loss(self.local_scores(img, txt, lv), self.margin, same)
