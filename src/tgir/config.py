@@ -18,7 +18,7 @@ class DataConfig:
     root: str = "data/css2d-demo"
     image_size: int | None = None  # None: keep the stored size
     val_fraction: float = 0.05  # source scenes of train held out for validation
-    train_split: str = "train"
+    train_split: str = "train"  # the split trained on (CUB / Flowers: train or trainval)
     eval_split: str = "test"
     strict: bool = False  # stop at the first missing / unreadable image (default: report all)
 
