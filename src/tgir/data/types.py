@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def _check_images(name: str, images: np.ndarray) -> None:
+def _check_images(name: str, images: np.ndarray, labels: np.ndarray | None = None) -> None:
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"{name}: images must be uint8 (N,H,W,3), got {images.dtype} "
                          f"{images.shape}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{name}: {len(labels)} labels for {len(images)} images")
 
 
 @dataclass
@@ -34,9 +36,7 @@ class ComposedSplit:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        _check_images(self.name, self.images)
-        if len(self.labels) != n:
-            raise ValueError(f"{self.name}: {len(self.labels)} labels for {n} images")
+        _check_images(self.name, self.images, self.labels)
         if not (len(self.query_source) == len(self.query_text) == len(self.query_target)):
             raise ValueError(f"{self.name}: query arrays differ in length")
         for arr, what in ((self.query_source, "source"), (self.query_target, "target")):
@@ -191,9 +191,7 @@ class TextImageSplit:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        _check_images(self.name, self.images)
-        if len(self.labels) != n:
-            raise ValueError(f"{self.name}: {len(self.labels)} labels for {n} images")
+        _check_images(self.name, self.images, self.labels)
         if len(self.captions) != len(self.caption_image):
             raise ValueError(f"{self.name}: captions and caption_image differ in length")
         ci = np.asarray(self.caption_image, dtype=np.int64)

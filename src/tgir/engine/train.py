@@ -232,9 +232,10 @@ def _feature_cache(model, images: np.ndarray, tc: config.TrainConfig,
     root = default_root() if tc.feature_cache == "auto" else Path(tc.feature_cache)
     key = backbone_key(model.backbone, int(images.shape[1]))
     if info.is_main:
-        DiskFeatureCache(root, key).build(model.backbone, images, progress=progress)
+        cache = DiskFeatureCache(root, key)
+        cache.build(model.backbone, images, progress=progress)  # reopens its shards
     distributed.barrier(info)
-    return DiskFeatureCache(root, key)
+    return cache if info.is_main else DiskFeatureCache(root, key)
 
 
 def train(cfg: config.Config, out: str | Path, resume: bool = False,

@@ -171,10 +171,11 @@ def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
     q = embed_queries(model, vocab, split.images[split.query_source], split.query_text,
                       progress=progress)
 
+    pos = np.full(len(split.images), -1, dtype=np.int64)  # split image -> row of g_all
+    pos[used] = np.arange(len(used))
+
     def recall(gallery_idx: np.ndarray, rows: np.ndarray, ks: tuple[int, ...] = ks
                ) -> dict[str, float]:
-        pos = np.full(len(split.images), -1, dtype=np.int64)
-        pos[used] = np.arange(len(used))
         remap = np.full(len(split.images), -1, dtype=np.int64)
         remap[gallery_idx] = np.arange(len(gallery_idx))
         exclude = (np.full(len(rows), -1, dtype=np.int64) if keep_reference
@@ -192,12 +193,11 @@ def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
         qcat = np.asarray(split.meta["query_category"])
         per = {c: recall(np.asarray(idx), np.flatnonzero(qcat == c), (10, 50))
                for c, idx in cats.items() if (qcat == c).any()}
-        for c, r in per.items():
-            out.update({f"{c} {k}": r[k] for k in ("R@10", "R@50") if k in r})
-        for k in ("R@10", "R@50"):
-            if all(k in r for r in per.values()):
+        if per:  # complete rankings: R@10 and R@50 exist even for galleries under 50
+            for c, r in per.items():
+                out.update({f"{c} {k}": v for k, v in r.items()})
+            for k in ("R@10", "R@50"):
                 out[f"avg {k}"] = float(np.mean([r[k] for r in per.values()]))
-        if "avg R@10" in out and "avg R@50" in out:
             out["(R10+R50)/2"] = (out["avg R@10"] + out["avg R@50"]) / 2
     return out
 

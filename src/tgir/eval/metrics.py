@@ -33,12 +33,13 @@ def recall_at_k(ranked_labels: np.ndarray, target_labels: np.ndarray,
     return {f"R@{k}": float(np.mean(first < k)) for k in ks if k <= width or complete}
 
 
-def average_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """AP of each row over the full ranking by ``scores`` (descending; ties broken by index).
-    ``relevant`` is bool with the same shape; a row without relevant items gets NaN."""
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    rel = np.take_along_axis(np.asarray(relevant, dtype=bool), order, 1)
+def _ranked_relevance(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """``relevant`` reordered by descending score per row (ties broken by index)."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable")
+    return np.take_along_axis(np.asarray(relevant, dtype=bool), order, 1)
+
+
+def _ap(rel: np.ndarray) -> np.ndarray:
     hits = np.cumsum(rel, axis=1)
     ranks = np.arange(1, rel.shape[1] + 1)[None, :]
     n_rel = rel.sum(1)
@@ -46,16 +47,24 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
         return np.where(n_rel > 0, (rel * hits / ranks).sum(1) / n_rel, np.nan)
 
 
-def inverse_negative_penalty(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """INP of each row (Ye et al., TPAMI 2021): relevant count / rank of the hardest (last)
-    relevant item, so 1 when every relevant item is ahead of every irrelevant one; NaN for a row
-    without relevant items. mINP is its mean."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable")
-    rel = np.take_along_axis(np.asarray(relevant, dtype=bool), order, 1)
+def _inp(rel: np.ndarray) -> np.ndarray:
     n_rel = rel.sum(1)
     last = rel.shape[1] - np.argmax(rel[:, ::-1], axis=1)  # 1-based rank of the last hit
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_rel > 0, n_rel / last, np.nan)
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """AP of each row over the full ranking by ``scores`` (descending; ties broken by index).
+    ``relevant`` is bool with the same shape; a row without relevant items gets NaN."""
+    return _ap(_ranked_relevance(scores, relevant))
+
+
+def inverse_negative_penalty(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """INP of each row (Ye et al., TPAMI 2021): relevant count / rank of the hardest (last)
+    relevant item, so 1 when every relevant item is ahead of every irrelevant one; NaN for a row
+    without relevant items. mINP is its mean."""
+    return _inp(_ranked_relevance(scores, relevant))
 
 
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
@@ -78,11 +87,10 @@ def cmc_and_map(scores: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = 
     first, ap, inp = [], [], []
     for i in range(0, len(valid), chunk):
         rows = valid[i:i + chunk]
-        s, r = np.asarray(scores)[rows], relevant[rows]
-        order = np.argsort(-np.asarray(s, dtype=np.float64), axis=1, kind="stable")
-        first.append(np.take_along_axis(r, order, 1).argmax(1))
-        ap.append(average_precision(s, r))
-        inp.append(inverse_negative_penalty(s, r))
+        rel = _ranked_relevance(np.asarray(scores)[rows], relevant[rows])  # one sort per row
+        first.append(rel.argmax(1))
+        ap.append(_ap(rel))
+        inp.append(_inp(rel))
     if not first:
         return {**{f"R@{k}": 0.0 for k in ks if k <= n}, "mAP": 0.0, "mINP": 0.0}
     f = np.concatenate(first)

@@ -56,7 +56,6 @@ class DiskFeatureCache:
         self.dir = Path(root) / key
         self.key = key
         self.rows: dict[str, tuple[int, int]] = {}  # digest -> (shard, row)
-        self.levels: list[np.memmap] = []
         self.shards: list[list[np.memmap]] = []
         self.hits = self.misses = 0
         self._open()

@@ -215,16 +215,20 @@ class MilvusIndex:
             self.client.flush(self.collection)
         return entry
 
-
-
     def close(self) -> None:
-        try:
-            self.client.close()
-        finally:
-            if self.is_lite:
-                from milvus_lite.server_manager import server_manager_instance
+        _close_client(self.client, self.uri)
 
-                server_manager_instance.release_server(self.uri)
+
+def _close_client(client, uri: str) -> None:
+    """Close a client; for milvus-lite also stop its in-process server, which holds a lock on
+    the data directory until then."""
+    try:
+        client.close()
+    finally:
+        if uri.endswith(".db"):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(uri)
 
 
 def drop_collection(uri: str, collection: str) -> None:
@@ -234,11 +238,7 @@ def drop_collection(uri: str, collection: str) -> None:
         if client.has_collection(collection):
             client.drop_collection(collection)
     finally:
-        client.close()
-        if uri.endswith(".db"):
-            from milvus_lite.server_manager import server_manager_instance
-
-            server_manager_instance.release_server(uri)
+        _close_client(client, uri)
 
 
 def open_backend(directory: Path, manifest: dict) -> FaissIndex | MilvusIndex:

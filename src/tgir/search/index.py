@@ -96,7 +96,7 @@ def make_faiss(kind: str, dim: int, vectors: np.ndarray, params: dict
                                                faiss.ScalarQuantizer.QT_fp16,
                                                faiss.METRIC_INNER_PRODUCT))
         index.train(vectors)
-        index.nprobe = int(p.get("nprobe") or min(nlist, 16))
+        index.nprobe = min(nlist, int(p["nprobe"]))
         return index, {"nlist": nlist, "nprobe": index.nprobe}
     if kind == "hnsw":
         m = int(p["m"])
@@ -151,16 +151,17 @@ def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int =
 
 
 def _write_dir(out: Path, store: Callable[[Path], dict], items: list[dict], manifest: dict
-               ) -> None:
+               ) -> dict:
     """Write an index directory atomically: temp sibling dir, then rename into place.
     ``store(tmp)`` writes the vectors into ``tmp`` (or a Milvus server) and returns the
-    manifest's ``store`` entry."""
+    manifest's ``store`` entry, which this returns too."""
     with atomic_dir(out) as tmp:
-        manifest = {**manifest, "store": store(tmp)}
+        entry = store(tmp)
         with open(tmp / "items.jsonl", "w") as f:
             for it in items:
                 f.write(json.dumps(it) + "\n")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        (tmp / "manifest.json").write_text(json.dumps({**manifest, "store": entry}, indent=1))
+    return entry
 
 
 def _milvus_writer(vecs: np.ndarray, kind: str, params: dict, uri: str | None,
@@ -266,10 +267,9 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "catalog": {"root": str(root), "kind": cat_kind, "split": split},
         "created": _now(), "updated": _now(), "processes": info.world, **extra,
     }
-    old = _old_server_collection(out)
-    _write_dir(out, store, [asdict(it) for it in items], manifest)
-    if old is not None and old != (manifest_store(out).get("uri"),
-                                   manifest_store(out).get("collection")):
+    old = _server_collection(out)
+    entry = _write_dir(out, store, [asdict(it) for it in items], manifest)
+    if old is not None and old != (entry.get("uri"), entry.get("collection")):
         try:  # best effort: the rebuilt index no longer points at it
             drop_collection(*old)
         except TgirError:
@@ -278,17 +278,13 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
     return out
 
 
-def manifest_store(out: Path) -> dict:
-    try:
-        return json.loads((Path(out) / "manifest.json").read_text()).get("store") or {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _old_server_collection(out: Path) -> tuple[str, str] | None:
+def _server_collection(out: Path) -> tuple[str, str] | None:
     """(uri, collection) of the Milvus collection outside the directory that an existing
     index at ``out`` uses, to drop once the rebuilt index has replaced it."""
-    entry = manifest_store(out)
+    try:
+        entry = json.loads((out / "manifest.json").read_text()).get("store") or {}
+    except (OSError, json.JSONDecodeError):
+        return None
     if entry.get("backend") == "milvus" and entry.get("uri") not in (None, LITE_NAME):
         return entry["uri"], entry["collection"]
     return None
@@ -396,14 +392,11 @@ def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path
     if new:
         vecs = embed_catalog(model, root, new, progress=progress)
         entry = idx.manifest.get("store") or {"backend": "faiss"}
-        if isinstance(idx.store, FaissIndex):
-            idx.store.add(vecs)
-            store = idx.store.save
-        elif entry["uri"] == LITE_NAME:  # a copy of the milvus-lite store, extended
+        if entry.get("uri") == LITE_NAME:  # a copy of the milvus-lite store, extended
             idx.close()
             store = _milvus_writer(vecs, entry["kind"], entry.get("params") or {}, None,
                                    base=idx.path / LITE_NAME, collection=entry["collection"])
-        else:  # a Milvus server: rows appended in place, then the manifest switched
+        else:  # FAISS in memory, or a Milvus server (rows appended, then the manifest)
             idx.store.add(vecs)
             store = idx.store.save
         manifest = {**idx.manifest, "count": idx.manifest["count"] + len(new),
