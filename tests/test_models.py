@@ -74,6 +74,28 @@ def test_maaf_attention_maps_shape():
     assert len(maps) == 1 and maps[0].shape == (2, 8, 64 + 5, 64 + 5)  # 8x8 tokens + words
 
 
+@pytest.mark.parametrize("attention", ["softmax", "identity"])
+def test_maaf_fast_attention_equals_the_explicit_weights(attention):
+    """The fused (softmax) and right-to-left (identity) products give eq. 1's value, with
+    padded text keys masked, forward and backward."""
+    from tgir.models.maaf import MultiHeadAttention
+
+    torch.manual_seed(0)
+    m = MultiHeadAttention(32, 8, attention)
+    x = torch.randn(3, 12, 32, requires_grad=True)
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[0, 9:] = False
+    mask[2, 11:] = False
+    slow = m(x, mask, keep=True)
+    (g_slow,) = torch.autograd.grad(slow.square().sum(), x)
+    fast = m(x, mask)
+    (g_fast,) = torch.autograd.grad(fast.square().sum(), x)
+    assert torch.allclose(fast, slow, atol=1e-5) and torch.allclose(g_fast, g_slow, atol=1e-4)
+    x2 = x.detach().clone()
+    x2[0, 9:] = 100.0  # what a padded key holds does not matter
+    assert torch.allclose(m(x2, mask)[0, :9], fast[0, :9], atol=1e-5)
+
+
 def test_efficientnet_lite0_pretrained_features():
     m = create_model("maaf", vocab_size=VOCAB, image_encoder="efficientnet_lite0",
                      embed_dim=64, word_dim=32).eval()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
@@ -41,15 +42,21 @@ class MultiHeadAttention(nn.Module):
                 ) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.h, self.dk).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dk)  # (B, h, n, n)
         m = key_mask[:, None, None, :]
-        if self.attention == "softmax":
-            w = scores.masked_fill(~m, float("-inf")).softmax(-1)
-        else:
-            w = scores * m
-        if keep:
+        if keep:  # the explicit weights, kept for visualisation
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.dk)  # (B, h, n, n)
+            if self.attention == "softmax":
+                w = scores.masked_fill(~m, float("-inf")).softmax(-1)
+            else:
+                w = scores * m
             self.last_weights = w.detach()
-        return self.out((w @ v).transpose(1, 2).reshape(b, n, d))
+            o = w @ v
+        elif self.attention == "softmax":  # the same value by PyTorch's fused kernel
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        else:  # identity f: (QK^T * m) V = Q ((K * m)^T V), O(n d_k^2) instead of O(n^2 d_k)
+            km = k * key_mask[:, None, :, None].to(k.dtype)
+            o = q @ (km.transpose(-1, -2) @ v) / math.sqrt(self.dk)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
 class AttentionBlock(nn.Module):
