@@ -5,13 +5,17 @@
    ``frozen``    the backbone frozen, but run on every batch (forward only);
    ``cached``    the backbone frozen and its maps read from the on-disk feature cache
                  (``models/feature_cache.py``; the one-off build time is printed apart).
-   Default: EfficientNet-Lite0 (ImageNet weights) at 224 px, MAAF over its 14x14 + 7x7 maps,
-   batch 32, the tiny css2d benchmark resized.
+   Default: EfficientNet-Lite0 (ImageNet weights; tgir's default pretrained backbone) and
+   ResNet-18 (the papers' backbone family, seed 004 uses ResNet-50; random weights, the same
+   cost) at 224 px, MAAF over their 14x14 + 7x7 maps, batch 32, the tiny css2d benchmark
+   resized. The ratio is (backbone forward + backward + MAAF) / MAAF alone, so it grows with
+   the backbone's cost.
 2. One process vs two DDP processes (torchrun, gloo) at the same global batch on css2d with the
    small ResNet: steps/s of each, and the largest gap between their logged loss curves (the
    same batches; they differ by per-process BatchNorm statistics and dropout masks).
 
-    python bench/train.py [--steps 6] [--image-size 224] [--skip-ddp] [--ddp-steps 60]
+    python bench/train.py [--steps 6] [--image-size 224] [--encoders efficientnet_lite0 resnet18]
+                          [--skip-ddp] [--ddp-steps 60]
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from tgir.data.text import Vocabulary
 from tgir.engine import distributed
 from tgir.engine.train import _make_optimizer, composed_batcher
 from tgir.models.checkpoint import build_model
-from tgir.models.feature_cache import DiskFeatureCache, backbone_key
+from tgir.models.feature_cache import DiskFeatureCache
 
 
 def _cfg(root: Path, frozen: bool, encoder: str, steps: int) -> config.Config:
@@ -57,9 +61,10 @@ def steps_per_second(root: Path, image_size: int, mode: str, steps: int, encoder
     build_s = 0.0
     if mode == "cached":
         t = time.time()
-        cache = DiskFeatureCache(cache_dir, backbone_key(model.backbone, image_size))
+        spec = model.cache_spec(image_size)
+        cache = DiskFeatureCache(cache_dir, spec.key)
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
-        cache.build(model.backbone, split.images[used], progress=False)
+        cache.build(spec.extract, split.images[used], progress=False)
         build_s = time.time() - t
         model.feature_cache = cache
     opt = _make_optimizer(model, cfg.train)
@@ -110,7 +115,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--encoders", nargs="+", default=["efficientnet_lite0", "resnet18"])
     p.add_argument("--skip-ddp", action="store_true")
     p.add_argument("--ddp-steps", type=int, default=60)
     a = p.parse_args()
@@ -119,15 +124,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = css2d.generate(work / "css2d", "tiny", seed=0, progress=False)
-        rates = {}
-        for mode in ("in-loop", "frozen", "cached"):
-            rate, build_s = steps_per_second(root, a.image_size, mode, a.steps, a.encoder,
-                                             work / "cache")
-            rates[mode] = rate
-            extra = f" (cache built once in {build_s:.1f} s)" if mode == "cached" else ""
-            print(f"MAAF {a.encoder} @ {a.image_size}px, {mode:8s}: {rate:6.2f} steps/s{extra}")
-        print(f"cached vs in-loop: {rates['cached'] / rates['in-loop']:.1f}x; "
-              f"cached vs frozen: {rates['cached'] / rates['frozen']:.1f}x")
+        for encoder in a.encoders:
+            rates = {}
+            for mode in ("in-loop", "frozen", "cached"):
+                rate, build_s = steps_per_second(root, a.image_size, mode, a.steps, encoder,
+                                                 work / "cache")
+                rates[mode] = rate
+                extra = f" (cache built once in {build_s:.1f} s)" if mode == "cached" else ""
+                print(f"MAAF {encoder} @ {a.image_size}px, {mode:8s}: {rate:6.2f} steps/s"
+                      f"{extra}")
+            print(f"{encoder}: cached vs in-loop {rates['cached'] / rates['in-loop']:.1f}x; "
+                  f"cached vs frozen {rates['cached'] / rates['frozen']:.1f}x")
         if not a.skip_ddp:
             r = ddp_compare(root, a.ddp_steps, work)
             print(f"DDP css2d small ResNet, global batch 32, {a.ddp_steps} steps: 1 process "

@@ -7,6 +7,19 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _feature_cache_home(tmp_path_factory):
+    """Frozen-backbone feature caches (``train.feature_cache: auto``) go under a temporary
+    XDG_CACHE_HOME, never the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_css2d(tmp_path_factory):
     """A tiny generated css2d dataset shared by the tests (a few hundred images)."""

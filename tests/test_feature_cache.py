@@ -69,3 +69,39 @@ def test_trainer_uses_the_cache_for_a_frozen_backbone(tiny_css2d, tmp_path):
     # the same steps on the same batches: losses agree up to the fp16 storage
     assert abs(s_cached["final_loss"] - s_plain["final_loss"]) < 2e-2
     assert not (tmp_path / "b" / "cache").exists()
+
+
+def test_pooled_and_lower_part_caches_serve_the_attribute_and_joint_models(tmp_path):
+    """AIHM caches its frozen backbone's pooled last map, the joint embedding (seed 001) the
+    output of its never-trained lower blocks; both read back what a forward pass computes,
+    and the joint key ignores the top blocks that train."""
+    from tgir.models.aihm import AIHM
+    from tgir.models.joint_embedding import JointEmbedding
+
+    torch.manual_seed(0)
+    imgs = _images(5, size=64)
+    x = to_tensor_batch(imgs)
+    aihm = AIHM({"colour": ["red", "blue"], "shape": ["circle", "square"]},
+                image_encoder="small_resnet", image_encoder_cfg={"widths": [8, 16, 32]},
+                freeze_backbone=True)
+    joint = JointEmbedding(12, embed_dim=8, unfreeze_at=0)
+    for model in (aihm, joint):
+        spec = model.cache_spec(64)
+        cache = DiskFeatureCache(tmp_path, spec.key)
+        model.eval()
+        assert cache.build(spec.extract, imgs, progress=False) == 5
+        model.feature_cache = cache
+        with torch.no_grad():
+            direct = model.encode_image(x)
+            model.train()
+            cached = model.encode_image(x)
+        assert cache.hits == 1 and torch.allclose(cached, direct, rtol=2e-3, atol=2e-3)
+    assert DiskFeatureCache(tmp_path, aihm.cache_spec(64).key).dir != cache.dir
+    key = joint.cache_spec(64).key
+    with torch.no_grad():
+        joint.top_params[0].add_(1.0)
+    assert joint.cache_spec(64).key == key
+    with torch.no_grad():
+        next(joint.backbone.parameters()).add_(1e-3)  # the stem: a lower part
+    assert joint.cache_spec(64).key != key
+    assert AIHM({"c": ["a", "b"]}, image_encoder="small_resnet").cache_spec(64) is None

@@ -223,19 +223,24 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: config.Config) -> N
     ckpt.atomic_save(tensors, path, {"step": step, "optim": ometa, "config": cfg.to_dict()})
 
 
-def _feature_cache(model, images: np.ndarray, tc: config.TrainConfig,
-                   info: distributed.DistInfo, progress: bool):
-    """The disk cache of the frozen backbone's maps, filled with the training images (rank 0
-    computes the missing ones; the other ranks then open it)."""
-    from tgir.models.feature_cache import DiskFeatureCache, backbone_key, default_root
+def _feature_cache(model, spec, images: np.ndarray, tc: config.TrainConfig,
+                   info: distributed.DistInfo, device: torch.device, progress: bool):
+    """The disk cache of the model's frozen features (``spec``), filled with the training
+    images (rank 0 computes the missing ones, the model in eval mode; the other ranks then
+    open it)."""
+    from tgir.models.feature_cache import DiskFeatureCache, default_root
 
     root = default_root() if tc.feature_cache == "auto" else Path(tc.feature_cache)
-    key = backbone_key(model.backbone, int(images.shape[1]))
     if info.is_main:
-        cache = DiskFeatureCache(root, key)
-        cache.build(model.backbone, images, progress=progress)  # reopens its shards
+        cache = DiskFeatureCache(root, spec.key)
+        was = model.training
+        model.eval()
+        try:
+            cache.build(spec.extract, images, device, progress=progress)  # reopens its shards
+        finally:
+            model.train(was)
     distributed.barrier(info)
-    return cache if info.is_main else DiskFeatureCache(root, key)
+    return cache if info.is_main else DiskFeatureCache(root, spec.key)
 
 
 def train(cfg: config.Config, out: str | Path, resume: bool = False,
@@ -314,13 +319,14 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optim(opt, tensors, meta["optim"])
         start = int(meta["step"])
-    elif hasattr(model, "init_from_data"):  # e.g. PCA projection + GloVe words (seed 001)
+    spec = (model.cache_spec(int(train_split.images.shape[1]))
+            if hasattr(model, "cache_spec") and tc.feature_cache != "off" else None)
+    if spec is not None:  # a frozen image part: its features once per training image
+        model.feature_cache = _feature_cache(model, spec, train_split.images, tc, info,
+                                             device, progress)
+    if not resume and hasattr(model, "init_from_data"):  # e.g. PCA + GloVe words (seed 001)
         model.init_from_data(train_split.images,
                              [None, None] + [full.display.get(w, w) for w in vocab.itos[2:]])
-
-    if (getattr(model, "freeze_backbone", False) and hasattr(model, "feature_cache")
-            and tc.feature_cache != "off"):
-        model.feature_cache = _feature_cache(model, train_split.images, tc, info, progress)
     share = (info.rank, info.world)
     make_batch = (attribute_batcher(train_split, tc, device, share) if attributes
                   else pairs_batcher(train_split, vocab, tc, device, share) if pairs

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
-from tgir.models.encoders import FeatureCache, PooledBackbone, create_image_encoder
+from tgir.models.encoders import PooledBackbone, create_image_encoder
 
 
 def balanced_tree(n_attr: int, leaves: int = 4) -> tuple[list[list[int]], list[list[int]]]:
@@ -210,7 +210,7 @@ class AIHM(PooledBackbone, nn.Module):
         self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
         self.freeze_backbone = freeze_backbone  # CPU option: a fixed pretrained feature
         self.backbone.requires_grad_(not freeze_backbone)
-        self._cache = FeatureCache() if freeze_backbone else None  # training images only
+        self.feature_cache = None  # attached by the trainer when the backbone is frozen
         feat = self.backbone.out_channels[-1]
         self.visual = VisualEmbedding(feat, sizes, levels, dim_loc, dim_glo)
         words = [torch.from_numpy(phrase_vectors(v)[0]) for v in self.schema.values()]

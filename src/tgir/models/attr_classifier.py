@@ -15,7 +15,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.aihm import attribute_value_ids
-from tgir.models.encoders import FeatureCache, PooledBackbone, create_image_encoder
+from tgir.models.encoders import PooledBackbone, create_image_encoder
 
 
 class AttributeClassifier(PooledBackbone, nn.Module):
@@ -34,7 +34,7 @@ class AttributeClassifier(PooledBackbone, nn.Module):
         self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
         self.freeze_backbone = freeze_backbone  # CPU option: a fixed pretrained feature
         self.backbone.requires_grad_(not freeze_backbone)
-        self._cache = FeatureCache() if freeze_backbone else None  # training images only
+        self.feature_cache = None  # attached by the trainer when the backbone is frozen
         feat = self.backbone.out_channels[-1]
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Linear(feat, hidden), nn.ReLU(), nn.Linear(hidden, len(v)))

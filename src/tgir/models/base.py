@@ -14,6 +14,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.encoders import LSTMTextEncoder, TextFeatures, create_image_encoder
+from tgir.models.feature_cache import CacheSpec, backbone_key
 from tgir.models.losses import LOSSES
 
 
@@ -53,6 +54,12 @@ class ComposedModel(nn.Module):
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Parameters trained at the backbone learning rate (seed 004 §2.4)."""
         return [] if self.freeze_backbone else list(self.backbone.parameters())
+
+    def cache_spec(self, image_size: int) -> CacheSpec | None:
+        """A frozen backbone's maps are cached (``models/feature_cache.py``)."""
+        if not self.freeze_backbone:
+            return None
+        return CacheSpec(backbone_key(self.backbone, image_size, "maps"), self.backbone)
 
     def encode_image(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The backbone maps. Frozen: eval mode, no graph, and during training the maps come

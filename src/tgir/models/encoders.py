@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
+from tgir.models.feature_cache import CacheSpec, backbone_key
 
 
 class _BasicBlock(nn.Module):
@@ -238,59 +239,33 @@ class LSTMTextEncoder(nn.Module):
         return TextFeatures(out, mask, sentence)
 
 
-class FeatureCache:
-    """Pooled features of a *frozen* backbone, keyed by image content (a train-time
-    speed-up: a frozen backbone in eval mode gives the same feature for the same pixels, so
-    each training image goes through it once). Bounded; least recently used entries go."""
-
-    def __init__(self, max_items: int = 50_000):
-        from collections import OrderedDict
-
-        self.max_items = max_items
-        self.store: OrderedDict[bytes, torch.Tensor] = OrderedDict()
-
-    def __call__(self, fn, images: torch.Tensor) -> torch.Tensor:
-        import hashlib
-
-        host = images.detach().cpu().contiguous()
-        keys = [hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest() for x in host]
-        miss = [i for i, k in enumerate(keys) if k not in self.store]
-        if miss:
-            feats = fn(images[miss]).detach().cpu()
-            for i, f in zip(miss, feats, strict=True):
-                self.store[keys[i]] = f
-        for k in keys:
-            self.store.move_to_end(k)
-        out = torch.stack([self.store[k] for k in keys]).to(images.device)
-        while len(self.store) > self.max_items:
-            self.store.popitem(last=False)
-        return out
-
-
-def pooled_feature(backbone: nn.Module, images: torch.Tensor, frozen: bool,
-                   cache: FeatureCache | None, training: bool) -> torch.Tensor:
-    """A backbone's last map, average-pooled (B, C). ``frozen``: the backbone stays in eval
-    mode and builds no graph, and during training each image's feature is computed once
-    (``cache``)."""
-    if not frozen:
-        return backbone(images)[-1].mean(dim=(2, 3))
-    backbone.eval()
-    with torch.no_grad():
-        if training and cache is not None:
-            return cache(lambda x: backbone(x)[-1].mean(dim=(2, 3)), images)
-        return backbone(images)[-1].mean(dim=(2, 3))
-
-
 class PooledBackbone:
     """Mixin for models over one pooled backbone feature that may be frozen: expects
-    ``self.backbone``, ``self.freeze_backbone`` and ``self._cache`` (a ``FeatureCache`` or
-    None)."""
+    ``self.backbone``, ``self.freeze_backbone`` and ``self.feature_cache`` (None, or the
+    trainer's ``DiskFeatureCache`` of ``cache_spec``)."""
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return [] if self.freeze_backbone else list(self.backbone.parameters())
 
+    def _pooled(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return [self.backbone(images)[-1].mean(dim=(2, 3))]
+
+    def cache_spec(self, image_size: int) -> CacheSpec | None:
+        """A frozen backbone's pooled last map is cached (``models/feature_cache.py``)."""
+        if not self.freeze_backbone:
+            return None
+        return CacheSpec(backbone_key(self.backbone, image_size, "pooled-last"), self._pooled)
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone feature (B, C); with ``freeze_backbone`` the backbone stays in eval
-        mode, builds no graph, and training images go through it once."""
-        return pooled_feature(self.backbone, images, self.freeze_backbone, self._cache,
-                              self.training)
+        mode and builds no graph, and training images come from the feature cache when the
+        trainer attached one."""
+        if not self.freeze_backbone:
+            return self._pooled(images)[0]
+        self.backbone.eval()
+        if self.training and self.feature_cache is not None:
+            cached = self.feature_cache.maps(images)
+            if cached is not None:
+                return cached[0]
+        with torch.no_grad():
+            return self._pooled(images)[0]

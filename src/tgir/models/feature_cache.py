@@ -1,9 +1,15 @@
-"""Backbone maps of a frozen backbone, computed once per image and kept on disk (issue 10).
+"""Features of a frozen backbone, computed once per image and kept on disk (issue 10).
 
-Layout (``ROOT/KEY/``, KEY a digest of the backbone: class, configuration, weights and input
-size, so a change of any of them is a different cache)::
+Every model with a frozen image part says what to cache through ``cache_spec(image_size)``
+(a ``CacheSpec``: a key and the function computing the features): composed models their
+backbone maps, the attribute models (seed 000) the pooled last map, the joint embedding (seed
+001) the output of the backbone's never-trained lower blocks. The trainer builds the cache
+before training and attaches it as ``model.feature_cache``.
 
-    shard-000/level0.f16 ...   fp16 maps (n, C, H, W) per backbone level, memory-mapped
+Layout (``ROOT/KEY/``, KEY a digest of the frozen module: class, configuration, weights, input
+size and which features, so a change of any of them is a different cache)::
+
+    shard-000/level0.f16 ...   fp16 features (n, ...) per output of the function, memory-mapped
     shard-000/images.json      the images' checksums (blake2b of the uint8 pixels), in row order
     meta.json                  backbone key parts, level shapes
 
@@ -19,7 +25,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,16 +40,30 @@ def image_digest(pixels: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).hexdigest()
 
 
-def backbone_key(backbone: nn.Module, image_size: int) -> str:
-    """Digest of what the maps depend on: class, output channels, input size and weights
-    (the preprocessing, e.g. the mean / std normalisation, lives in the backbone)."""
+def backbone_key(backbone: nn.Module, image_size: int, kind: str = "maps",
+                 skip: frozenset[str] = frozenset()) -> str:
+    """Digest of what the features depend on: class, output channels, input size, weights
+    (the preprocessing, e.g. the mean / std normalisation, lives in the backbone) and
+    ``kind``, the name of the features taken from it; state-dict entries named in ``skip``
+    (parts the features do not go through) are left out."""
     h = hashlib.sha256()
     h.update(f"{type(backbone).__module__}.{type(backbone).__name__}".encode())
-    h.update(json.dumps([list(getattr(backbone, "out_channels", [])), image_size]).encode())
+    h.update(json.dumps([list(getattr(backbone, "out_channels", [])), image_size,
+                         kind]).encode())
     for name, t in sorted(backbone.state_dict().items()):
+        if name in skip:
+            continue
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:24]
+
+
+class CacheSpec(NamedTuple):
+    """What a model caches: ``key`` (see ``backbone_key``) and ``extract``, the frozen
+    function from a float image batch to a list of feature tensors."""
+
+    key: str
+    extract: Callable[[torch.Tensor], list[torch.Tensor]]
 
 
 def default_root() -> Path:
@@ -82,10 +104,12 @@ class DiskFeatureCache:
         return len(self.rows)
 
     @torch.no_grad()
-    def build(self, backbone: nn.Module, images: np.ndarray, batch_size: int = 64,
+    def build(self, extract: Callable[[torch.Tensor], list[torch.Tensor]], images: np.ndarray,
+              device: torch.device | str = "cpu", batch_size: int = 64,
               progress: bool = True) -> int:
-        """Compute and store the maps of the ``images`` (uint8 (N, H, W, 3)) not cached yet;
-        returns how many were computed."""
+        """Compute and store ``extract``'s features (a backbone: its maps) of the ``images``
+        (uint8 (N, H, W, 3)) not cached yet; returns how many were computed. A module
+        ``extract`` runs in eval mode on its own device."""
         from tgir.data.images import to_tensor_batch
 
         digests = [image_digest(x) for x in images]
@@ -96,9 +120,11 @@ class DiskFeatureCache:
         todo = list(first.values())
         if not todo:
             return 0
-        dev = next(backbone.parameters()).device
-        was = backbone.training
-        backbone.eval()
+        module = extract if isinstance(extract, nn.Module) else None
+        if module is not None:
+            device = next(module.parameters()).device
+            was = module.training
+            module.eval()
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".shard-tmp-", dir=self.dir))
         try:
@@ -106,7 +132,7 @@ class DiskFeatureCache:
             for s in tqdm(range(0, len(todo), batch_size), desc="cache backbone maps",
                           disable=not progress, mininterval=1.0):
                 idx = todo[s:s + batch_size]
-                maps = backbone(to_tensor_batch(images[idx]).to(dev))
+                maps = extract(to_tensor_batch(images[idx]).to(device))
                 if not files:
                     shapes = [tuple(m.shape[1:]) for m in maps]
                     meta = self.dir / "meta.json"
@@ -124,13 +150,14 @@ class DiskFeatureCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         finally:
-            backbone.train(was)
+            if module is not None:
+                module.train(was)
         self._open()
         return len(todo)
 
     def maps(self, images: torch.Tensor) -> list[torch.Tensor] | None:
-        """The cached maps of a batch of images (float (B, 3, H, W) in [0, 1] made from uint8
-        pixels), or None when any image is not cached."""
+        """The cached features of a batch of images (float (B, 3, H, W) in [0, 1] made from
+        uint8 pixels), float32 on the images' device, or None when any image is not cached."""
         px = (images.detach() * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         where = [self.rows.get(image_digest(x)) for x in px]
         if any(w is None for w in where):

