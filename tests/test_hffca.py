@@ -146,3 +146,11 @@ def test_hffca_serves_through_the_searcher_and_http_api(tiny_css2d, tmp_path):
                                       "k": "3"})
     assert r.status_code == 200 and len(r.json()["results"]) == 3
     assert client.get("/health").json()["model"] == "hffca"
+
+
+def test_every_ablation_row_can_be_named_in_rows():
+    """`tgir ablate --rows` splits on commas, so no row name may hold one."""
+    from tgir.ablation import ROWS
+
+    names = [name for rows in ROWS.values() for name, _ in rows]
+    assert names and all("," not in n for n in names)

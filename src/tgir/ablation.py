@@ -30,7 +30,7 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
               for n, a, b, c in _HFFCA],
     "hgan": [("L_ide only", ["model.word=false", "model.phrase=false", "model.pair=false"]),
              ("L_pair only", ["model.word=false", "model.phrase=false", "model.id_weight=0"]),
-             ("L_ide + L_pair, no pretrained text", [
+             ("L_ide + L_pair (no pretrained text)", [
                  "model.word=false", "model.phrase=false", "model.pretrained_text=false",
                  "model.freeze_text=false"]),
              ("sentence", ["model.word=false", "model.phrase=false"]),
