@@ -64,6 +64,7 @@ def steps_per_second(root: Path, image_size: int, mode: str, steps: int, encoder
         spec = model.cache_spec(image_size)
         cache = DiskFeatureCache(cache_dir, spec.key)
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
+        model.eval()
         cache.build(spec.extract, split.images[used], progress=False)
         build_s = time.time() - t
         model.feature_cache = cache

@@ -14,7 +14,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.encoders import LSTMTextEncoder, TextFeatures, create_image_encoder
-from tgir.models.feature_cache import CacheSpec, backbone_key
+from tgir.models.feature_cache import CacheSpec, backbone_key, frozen_features
 from tgir.models.losses import LOSSES
 
 
@@ -67,12 +67,7 @@ class ComposedModel(nn.Module):
         if not self.freeze_backbone:
             return self.backbone(images)
         self.backbone.eval()
-        if self.training and self.feature_cache is not None:
-            cached = self.feature_cache.maps(images)
-            if cached is not None:
-                return cached
-        with torch.no_grad():
-            return self.backbone(images)
+        return frozen_features(self.backbone, images, self.feature_cache, self.training)
 
     def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor) -> TextFeatures:
         return self.text_encoder(ids, lengths)

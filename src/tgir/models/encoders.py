@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgir import TgirError
-from tgir.models.feature_cache import CacheSpec, backbone_key
+from tgir.models.feature_cache import CacheSpec, backbone_key, frozen_features
 
 
 class _BasicBlock(nn.Module):
@@ -263,9 +263,4 @@ class PooledBackbone:
         if not self.freeze_backbone:
             return self._pooled(images)[0]
         self.backbone.eval()
-        if self.training and self.feature_cache is not None:
-            cached = self.feature_cache.maps(images)
-            if cached is not None:
-                return cached[0]
-        with torch.no_grad():
-            return self._pooled(images)[0]
+        return frozen_features(self._pooled, images, self.feature_cache, self.training)[0]

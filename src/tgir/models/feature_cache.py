@@ -66,6 +66,19 @@ class CacheSpec(NamedTuple):
     extract: Callable[[torch.Tensor], list[torch.Tensor]]
 
 
+def frozen_features(extract: Callable[[torch.Tensor], list[torch.Tensor]],
+                    images: torch.Tensor, cache: DiskFeatureCache | None, use_cache: bool
+                    ) -> list[torch.Tensor]:
+    """``extract(images)`` without a graph, read from ``cache`` instead when ``use_cache`` and
+    the cache holds every image (the one read path of all models with a frozen part)."""
+    if use_cache and cache is not None:
+        got = cache.maps(images)
+        if got is not None:
+            return got
+    with torch.no_grad():
+        return extract(images)
+
+
 def default_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "tgir" / "features"
@@ -108,8 +121,8 @@ class DiskFeatureCache:
               device: torch.device | str = "cpu", batch_size: int = 64,
               progress: bool = True) -> int:
         """Compute and store ``extract``'s features (a backbone: its maps) of the ``images``
-        (uint8 (N, H, W, 3)) not cached yet; returns how many were computed. A module
-        ``extract`` runs in eval mode on its own device."""
+        (uint8 (N, H, W, 3)) not cached yet, on ``device``; returns how many were computed.
+        The caller puts the module(s) behind ``extract`` in eval mode."""
         from tgir.data.images import to_tensor_batch
 
         digests = [image_digest(x) for x in images]
@@ -120,11 +133,6 @@ class DiskFeatureCache:
         todo = list(first.values())
         if not todo:
             return 0
-        module = extract if isinstance(extract, nn.Module) else None
-        if module is not None:
-            device = next(module.parameters()).device
-            was = module.training
-            module.eval()
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".shard-tmp-", dir=self.dir))
         try:
@@ -149,9 +157,6 @@ class DiskFeatureCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        finally:
-            if module is not None:
-                module.train(was)
         self._open()
         return len(todo)
 

@@ -39,7 +39,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.encoders import create_image_encoder
-from tgir.models.feature_cache import CacheSpec, backbone_key
+from tgir.models.feature_cache import CacheSpec, backbone_key, frozen_features
 from tgir.models.losses import hinge_triplet
 
 METHODS = ("qa+saf", "qa", "saf", "filter")
@@ -152,11 +152,10 @@ class JointEmbedding(nn.Module):
         top = {id(p) for p in self.top_params}
         skip = frozenset(n for n, p in self.backbone.named_parameters() if id(p) in top)
         key = backbone_key(self.backbone, image_size, f"lower-{self.n_top}", skip)
-        return CacheSpec(key, lambda x: [self._lower(x)])
+        return CacheSpec(key, self._lower_maps)
 
-    def _lower_cached(self, images: torch.Tensor) -> torch.Tensor:
-        got = self.feature_cache.maps(images) if self.feature_cache is not None else None
-        return got[0] if got is not None else self._lower(images)
+    def _lower_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return [self._lower(images)]
 
     def _upper(self, x: torch.Tensor) -> torch.Tensor:
         for b in self._blocks[len(self._blocks) - self.n_top:]:
@@ -165,8 +164,7 @@ class JointEmbedding(nn.Module):
 
     def backbone_feature(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone feature (B, 1280)."""
-        with torch.no_grad():
-            x = self._lower_cached(images) if self.training else self._lower(images)
+        x = frozen_features(self._lower_maps, images, self.feature_cache, self.training)[0]
         if self.unfrozen and torch.is_grad_enabled():
             return self._upper(x)
         with torch.no_grad():
@@ -207,7 +205,8 @@ class JointEmbedding(nn.Module):
         feats = []
         for i in range(0, len(images), batch):  # reads the training cache when attached
             x = to_tensor_batch(images[i:i + batch]).to(dev)
-            feats.append(self._upper(self._lower_cached(x)))
+            feats.append(self._upper(
+                frozen_features(self._lower_maps, x, self.feature_cache, True)[0]))
         feats = torch.cat(feats).float()
         mean = feats.mean(0)
         _, s, v = torch.linalg.svd(feats - mean, full_matrices=False)
