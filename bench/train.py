@@ -5,16 +5,17 @@
    ``frozen``    the backbone frozen, but run on every batch (forward only);
    ``cached``    the backbone frozen and its maps read from the on-disk feature cache
                  (``models/feature_cache.py``; the one-off build time is printed apart).
-   Default: EfficientNet-Lite0 (ImageNet weights; tgir's default pretrained backbone) and
-   ResNet-18 (the papers' backbone family, seed 004 uses ResNet-50; random weights, the same
-   cost) at 224 px, MAAF over their 14x14 + 7x7 maps, batch 32, the tiny css2d benchmark
-   resized. The ratio is (backbone forward + backward + MAAF) / MAAF alone, so it grows with
-   the backbone's cost.
+   Default: EfficientNet-Lite0 (ImageNet weights; tgir's default pretrained backbone),
+   ResNet-18 (seed 001's backbone) and ResNet-50 (the backbone of seeds 000, 002, 003 and 004;
+   random weights, the same cost) at 224 px, MAAF over their 14x14 + 7x7 maps, batch 32, the
+   tiny css2d benchmark resized. The ratio is (backbone forward + backward + MAAF) / MAAF
+   alone, so it grows with the backbone's cost.
 2. One process vs two DDP processes (torchrun, gloo) at the same global batch on css2d with the
    small ResNet: steps/s of each, and the largest gap between their logged loss curves (the
    same batches; they differ by per-process BatchNorm statistics and dropout masks).
 
-    python bench/train.py [--steps 6] [--image-size 224] [--encoders efficientnet_lite0 resnet18]
+    python bench/train.py [--steps 6] [--image-size 224]
+                          [--encoders efficientnet_lite0 resnet18 resnet50]
                           [--skip-ddp] [--ddp-steps 60]
 """
 
@@ -42,18 +43,19 @@ from tgir.models.checkpoint import build_model
 from tgir.models.feature_cache import DiskFeatureCache
 
 
-def _cfg(root: Path, frozen: bool, encoder: str, steps: int) -> config.Config:
+def _cfg(root: Path, frozen: bool, encoder: str, steps: int, dim: int = 256,
+         blocks: int = 1) -> config.Config:
     return config.from_dict({
         "data": {"name": "css2d", "root": str(root)},
-        "model": {"name": "maaf", "image_encoder": encoder, "embed_dim": 256, "word_dim": 256,
-                  "levels": [-2, -1], "blocks": 1, "freeze_backbone": frozen},
+        "model": {"name": "maaf", "image_encoder": encoder, "embed_dim": dim, "word_dim": dim,
+                  "levels": [-2, -1], "blocks": blocks, "freeze_backbone": frozen},
         "train": {"steps": steps, "batch_size": 32, "optimizer": "adam"}})
 
 
 def steps_per_second(root: Path, image_size: int, mode: str, steps: int, encoder: str,
-                     cache_dir: Path) -> tuple[float, float]:
+                     cache_dir: Path, dim: int = 256, blocks: int = 1) -> tuple[float, float]:
     """(steps/s, one-off cache build seconds) of ``mode`` over ``steps`` timed steps."""
-    cfg = _cfg(root, mode != "in-loop", encoder, steps)
+    cfg = _cfg(root, mode != "in-loop", encoder, steps, dim, blocks)
     split = build("css2d", root, "train", image_size)
     vocab = Vocabulary.build(split.query_text)
     torch.manual_seed(0)
@@ -116,12 +118,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--encoders", nargs="+", default=["efficientnet_lite0", "resnet18"])
+    p.add_argument("--encoders", nargs="+", default=["efficientnet_lite0", "resnet18",
+                                                            "resnet50"])
+    p.add_argument("--embed-dim", type=int, default=256,
+                   help="MAAF width (seed 004's Fashion setting: 512)")
+    p.add_argument("--blocks", type=int, default=1,
+                   help="MAAF attention blocks (seed 004's Fashion setting: 2)")
     p.add_argument("--skip-ddp", action="store_true")
     p.add_argument("--ddp-steps", type=int, default=60)
     a = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; MAAF embed {a.embed_dim}, {a.blocks} block(s), batch 32")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = css2d.generate(work / "css2d", "tiny", seed=0, progress=False)
@@ -129,7 +136,7 @@ def main() -> None:
             rates = {}
             for mode in ("in-loop", "frozen", "cached"):
                 rate, build_s = steps_per_second(root, a.image_size, mode, a.steps, encoder,
-                                                 work / "cache")
+                                                 work / "cache", a.embed_dim, a.blocks)
                 rates[mode] = rate
                 extra = f" (cache built once in {build_s:.1f} s)" if mode == "cached" else ""
                 print(f"MAAF {encoder} @ {a.image_size}px, {mode:8s}: {rate:6.2f} steps/s"

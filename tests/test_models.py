@@ -112,3 +112,59 @@ def test_registry_errors():
         create_model("nope", vocab_size=3)
     with pytest.raises(TgirError, match="bad options for model 'tirg'"):
         create_model("tirg", vocab_size=3, colour=1)
+
+
+def test_cpu_dropout_is_inverted_dropout_with_rate_p():
+    """layers.dropout (the cheaper CPU mask): zeros with probability p, scales the rest by
+    1/(1-p), passes gradients through the same mask, is the identity in eval mode, and is
+    reproducible from the torch seed."""
+    from tgir.models.layers import Dropout, dropout
+
+    x = torch.ones(400, 500)
+    torch.manual_seed(0)
+    y = dropout(x, 0.1, True)
+    zero = (y == 0).float().mean().item()
+    assert abs(zero - 0.1) < 0.003  # 200,000 draws: sd 0.0007
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    assert abs(dropout(x, 0.5, True).eq(0).float().mean().item() - 0.5) < 0.005
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.1, True), y)
+    # odd sizes and non-contiguous input
+    z = dropout(torch.ones(7, 3).t(), 0.3, True)
+    assert z.shape == (3, 7)
+    assert torch.all((z == 0) | torch.isclose(z, torch.tensor(1 / 0.7)))
+    w = torch.randn(64, 33, requires_grad=True)
+    out = dropout(w, 0.2, True)
+    out.sum().backward()
+    assert torch.allclose(w.grad, (out != 0).float() / 0.8)
+    m = Dropout(0.1).eval()
+    assert torch.equal(m(x), x)
+    assert dropout(x, 0.0, True) is x and dropout(x, 1.0, True).eq(0).all()
+
+
+def test_resnet50_has_torchvision_layout_and_loads_its_state_dict(tmp_path):
+    """ResNet-50 (the papers' backbone): torchvision's resnet50 has 25,557,032 parameters, of
+    which fc holds 2,049,000; the same names load, a ResNet-18 file is refused by name."""
+    from tgir.models.encoders import ResNet18, ResNet50, create_image_encoder
+
+    torch.manual_seed(0)
+    ref = ResNet50()
+    assert sum(p.numel() for p in ref.parameters()) == 25_557_032 - 2_049_000
+    state = dict(ref.state_dict())
+    assert state["layer4.2.conv3.weight"].shape == (2048, 512, 1, 1)
+    assert state["layer3.0.downsample.0.weight"].shape == (1024, 512, 1, 1)
+    assert state["layer2.0.conv2.weight"].shape == (128, 128, 3, 3)  # v1.5: stride on the 3x3
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)
+    torch.save(state, tmp_path / "resnet50.pth")
+    m = create_image_encoder("resnet50", weights_path=str(tmp_path / "resnet50.pth"))
+    assert torch.equal(m.layer4[2].conv3.weight, ref.layer4[2].conv3.weight)
+    maps = m.eval()(torch.rand(2, 3, 64, 64))
+    assert m.out_channels == [1024, 2048] and [t.shape[1:] for t in maps] == [(1024, 4, 4),
+                                                                              (2048, 2, 2)]
+    torch.save(ResNet18().state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(TgirError, match="not a torchvision ResNet-50"):
+        ResNet50(str(tmp_path / "r18.pth"))
+    composed = create_model("maaf", vocab_size=VOCAB, image_encoder="resnet50", embed_dim=32,
+                            word_dim=16, blocks=1, freeze_backbone=True)
+    assert composed.compose(torch.rand(2, 3, 64, 64), torch.randint(2, VOCAB, (2, 3)),
+                            torch.tensor([3, 2])).shape == (2, 32)

@@ -15,6 +15,7 @@ from torch import nn
 from tgir import TgirError
 from tgir.models.encoders import LSTMTextEncoder, TextFeatures, create_image_encoder
 from tgir.models.feature_cache import CacheSpec, backbone_key, frozen_features
+from tgir.models.layers import Dropout
 from tgir.models.losses import LOSSES
 
 
@@ -93,7 +94,7 @@ class GlobalFeatureModel(ComposedModel):
     def __init__(self, vocab_size: int, **cfg):
         super().__init__(vocab_size, **cfg)
         self.image_fc = nn.Linear(self.backbone.out_channels[-1], self.embed_dim)
-        self.text_fc = nn.Sequential(nn.Dropout(0.1), nn.Linear(self.embed_dim, self.embed_dim))
+        self.text_fc = nn.Sequential(Dropout(0.1), nn.Linear(self.embed_dim, self.embed_dim))
 
     def image_vector(self, images: torch.Tensor) -> torch.Tensor:
         return self.image_fc(self.encode_image(images)[-1].mean(dim=(2, 3)))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from tgir.models.base import GlobalFeatureModel
+from tgir.models.layers import Dropout
 
 
 class ImageOnly(GlobalFeatureModel):
@@ -36,7 +37,7 @@ class Concat(GlobalFeatureModel):
         super().__init__(vocab_size, **cfg)
         d = self.embed_dim
         self.mlp = nn.Sequential(nn.BatchNorm1d(2 * d), nn.ReLU(), nn.Linear(2 * d, 2 * d),
-                                 nn.ReLU(), nn.Dropout(0.1), nn.Linear(2 * d, d))
+                                 nn.ReLU(), Dropout(0.1), nn.Linear(2 * d, d))
 
     def combine(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([img, txt], dim=1))

@@ -117,10 +117,13 @@ class EfficientNetLite0(nn.Module):
 
 class _TVBasicBlock(nn.Module):
     """torchvision's BasicBlock, with its parameter names (conv1, bn1, conv2, bn2,
-    downsample.0/1), so a torchvision ResNet-18 state dict loads as it is."""
+    downsample.0/1), so a torchvision ResNet-18 / 34 state dict loads as it is."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int):
         super().__init__()
+        cout = width
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
@@ -135,37 +138,72 @@ class _TVBasicBlock(nn.Module):
         return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 (seed 001's backbone) in torchvision's layout, for users who have ImageNet
-    weights: ``weights_path`` is a torchvision ``resnet18`` state dict (.pth, loaded with
-    ``weights_only=True``, or .safetensors). Nothing is downloaded; without a file the network
-    starts from random weights. Returns the layer3 and layer4 maps."""
+class _TVBottleneck(nn.Module):
+    """torchvision's Bottleneck (ResNet-50 v1.5: the stride on the 3x3 conv), with its
+    parameter names (conv1..3, bn1..3, downsample.0/1)."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                         nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchvisionResNet(nn.Module):
+    """ResNet-18 (seed 001's backbone) or ResNet-50 (the backbone of seeds 000, 002, 003 and
+    004) in torchvision's layout, for users who have ImageNet weights: ``weights_path`` is a
+    torchvision ``resnet18`` / ``resnet50`` state dict (.pth, loaded with
+    ``weights_only=True``, or .safetensors; ``fc.*`` is ignored). Nothing is downloaded;
+    without a file the network starts from random weights. Returns the layer3 (14x14 at
+    224 px) and layer4 (7x7) maps."""
 
     MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    DEPTHS = {18: (_TVBasicBlock, (2, 2, 2, 2)), 50: (_TVBottleneck, (3, 4, 6, 3))}
 
-    def __init__(self, weights_path: str | None = None):
+    def __init__(self, depth: int = 18, weights_path: str | None = None):
         super().__init__()
+        if depth not in self.DEPTHS:
+            raise TgirError(f"ResNet depth {depth} is not one of {sorted(self.DEPTHS)}")
+        self.depth = depth
+        block, counts = self.DEPTHS[depth]
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, cin = (64, 128, 256, 512), 64
-        for i, w in enumerate(widths, start=1):
-            stride = 1 if i == 1 else 2
-            setattr(self, f"layer{i}", nn.Sequential(_TVBasicBlock(cin, w, stride),
-                                                     _TVBasicBlock(w, w, 1)))
-            cin = w
+        cin = 64
+        for i, (w, n) in enumerate(zip((64, 128, 256, 512), counts, strict=True), start=1):
+            layers = []
+            for j in range(n):
+                layers.append(block(cin, w, 2 if (i > 1 and j == 0) else 1))
+                cin = w * block.expansion
+            setattr(self, f"layer{i}", nn.Sequential(*layers))
         self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
-        self.out_channels = [256, 512]
+        self.out_channels = [256 * block.expansion, 512 * block.expansion]
         if weights_path:
             self._load(weights_path)
 
     def _load(self, path: str) -> None:
         from pathlib import Path
 
+        name = f"ResNet-{self.depth}"
         p = Path(path)
         if not p.is_file():
-            raise TgirError(f"ResNet-18 weights not found: {p}")
+            raise TgirError(f"{name} weights not found: {p}")
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -179,10 +217,10 @@ class ResNet18(nn.Module):
         try:
             missing, _ = self.load_state_dict(state, strict=False)
         except RuntimeError as e:  # shape mismatches
-            raise TgirError(f"{p} is not a torchvision ResNet-18 state dict: "
+            raise TgirError(f"{p} is not a torchvision {name} state dict: "
                             f"{str(e).splitlines()[-1].strip()}") from e
         if missing:
-            raise TgirError(f"{p} is not a torchvision ResNet-18 state dict (missing "
+            raise TgirError(f"{p} is not a torchvision {name} state dict (missing "
                             f"{missing[:3]})")
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,6 +236,20 @@ class ResNet18(nn.Module):
         return self._stem, blocks, (lambda x: x), []
 
 
+class ResNet18(TorchvisionResNet):
+    """``TorchvisionResNet(18)``."""
+
+    def __init__(self, weights_path: str | None = None):
+        super().__init__(18, weights_path)
+
+
+class ResNet50(TorchvisionResNet):
+    """``TorchvisionResNet(50)``: layer3 1024 x 14 x 14, layer4 2048 x 7 x 7 at 224 px."""
+
+    def __init__(self, weights_path: str | None = None):
+        super().__init__(50, weights_path)
+
+
 def create_image_encoder(name: str, **cfg) -> nn.Module:
     if name == "small_resnet":
         return SmallResNet(**cfg)
@@ -205,8 +257,10 @@ def create_image_encoder(name: str, **cfg) -> nn.Module:
         return EfficientNetLite0(**cfg)
     if name == "resnet18":
         return ResNet18(**cfg)
+    if name == "resnet50":
+        return ResNet50(**cfg)
     raise TgirError(f"unknown image encoder {name!r} (small_resnet, efficientnet_lite0, "
-                    f"resnet18)")
+                    f"resnet18, resnet50)")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.base import ComposedModel
+from tgir.models.layers import Dropout
 
 
 class MultiHeadAttention(nn.Module):
@@ -66,9 +67,9 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, heads, attention)
-        self.ffn = nn.Sequential(nn.Linear(d_model, ffn), nn.ReLU(), nn.Dropout(dropout),
+        self.ffn = nn.Sequential(nn.Linear(d_model, ffn), nn.ReLU(), Dropout(dropout),
                                  nn.Linear(ffn, d_model))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: bool = False) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask, keep))
