@@ -441,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
-                   help="css2d scale: demo (fits 15 CPU minutes), paper (CSS size, the "
-                        "ordering of seed 004 Table 1; about an hour on 2 cores) or tiny (a "
+                   help="css2d scale: demo (fits 15 CPU minutes), paper (CSS size, as "
+                        "seed 004 Table 1; about 25 minutes on 2 idle cores) or tiny (a "
                         "smoke run)")
     d.add_argument("--models", default=None,
                    help="comma-separated models to train (default: maaf,tirg,concat,"
