@@ -115,6 +115,14 @@ class EfficientNetLite0(nn.Module):
                 lambda x: n._swish(n._bn1(n._conv_head(x))), [n._conv_head, n._bn1])
 
 
+def _tv_downsample(cin: int, cout: int, stride: int) -> nn.Sequential | None:
+    """torchvision's projection shortcut (``downsample.0`` conv 1x1, ``downsample.1`` BN),
+    or None where the identity fits."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+
 class _TVBasicBlock(nn.Module):
     """torchvision's BasicBlock, with its parameter names (conv1, bn1, conv2, bn2,
     downsample.0/1), so a torchvision ResNet-18 / 34 state dict loads as it is."""
@@ -128,9 +136,7 @@ class _TVBasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                         nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
+        self.downsample = _tv_downsample(cin, cout, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -153,9 +159,7 @@ class _TVBottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                         nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
+        self.downsample = _tv_downsample(cin, cout, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
