@@ -53,6 +53,14 @@ def test_generate_train_eval_search(trained_run, tiny_css2d, capsys, tmp_path):
     assert "R@1" in out and (trained_run / "metrics.json").is_file()
     m = json.loads((trained_run / "metrics.json").read_text())["metrics"]
     assert 0 <= m["R@1"] <= m["R@100"] <= 1
+    assert "swap sensitivity" in out  # issue 20: does the query use both inputs
+    res = tmp_path / "eval.json"
+    assert main(["eval", str(trained_run), "-q", "--results", str(res)]) == 0
+    from tgir import results
+
+    row = results.load(res)["rows"][0]
+    assert row["metrics"]["R@1"]["per_seed"] == [pytest.approx(100 * m["R@1"])]
+    capsys.readouterr()
     img = tiny_css2d / "images" / "test_000000.png"
     grid = tmp_path / "grid.png"
     assert main(["search", str(trained_run), "--image", str(img), "--text",

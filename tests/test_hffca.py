@@ -24,7 +24,7 @@ def _batch(b=4):
             "lengths": torch.tensor([6, 3, 1, 4][:b]), "target_label": torch.arange(b)}
 
 
-def test_mcf_shapes_and_softmax_over_image_positions():
+def test_mcf_shapes_and_softmax_over_the_other_modality():
     mcf = MCFDirection(D, 10)
     own, other = torch.randn(2, 10, D), torch.randn(2, 5, D)
     own_mask = torch.ones(2, 10, dtype=torch.bool)
@@ -32,12 +32,40 @@ def test_mcf_shapes_and_softmax_over_image_positions():
     out = mcf(own, other, own_mask, other_mask)
     assert out.shape == (2, 10, D)
     m = mcf.last_map  # (B, N, L)
-    assert torch.allclose(m[0, :, :3].sum(0), torch.ones(3), atol=1e-5)  # eq. 5: over N
+    # eq. 5-6: each image position gets a convex mix of the words (weights sum to 1)
+    assert torch.allclose(m.sum(2), torch.ones(2, 10), atol=1e-5)
     assert torch.all(m[0, :, 3:] == 0)  # padded words take no part
     # a padded word's feature has no influence on the output
     other2 = other.clone()
     other2[0, 3:] = 99.0
     assert torch.allclose(out[0], mcf(own, other2, own_mask, other_mask)[0], atol=1e-5)
+
+
+def test_mcf_text_direction_ignores_padded_words():
+    """eq. 4's W_r mixes rows of M_r1: a padded word row must not leak into real words."""
+    torch.manual_seed(0)
+    mcf = MCFDirection(D, 6)
+    with torch.no_grad():
+        mcf.W.add_(torch.randn(6, 6))  # a trained, non-identity W_r
+    words, image = torch.randn(1, 6, D), torch.randn(1, 10, D)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    ones = torch.ones(1, 10, dtype=torch.bool)
+    out = mcf(words, image, mask, ones)
+    words2 = words.clone()
+    words2[0, 4:] = 50.0
+    assert torch.allclose(out, mcf(words2, image, mask, ones), atol=1e-5)
+    assert torch.all(out[0, 4:] == 0)
+
+
+def test_mcf_keeps_both_modalities_at_their_scale():
+    """Issue 20: with softmax over the own positions a fused word became ~10x an image token."""
+    torch.manual_seed(0)
+    mr, mm = MCFDirection(D, 80), MCFDirection(D, 8)
+    img, txt = torch.randn(2, 80, D) + 0.5, torch.randn(2, 8, D) + 0.5  # features share a mean
+    ones_i, ones_t = torch.ones(2, 80, dtype=torch.bool), torch.ones(2, 8, dtype=torch.bool)
+    new_r, new_m = mr(img, txt, ones_i, ones_t), mm(txt, img, ones_t, ones_i)
+    ratio = new_m.norm(dim=-1).mean() / new_r.norm(dim=-1).mean()
+    assert 0.5 < ratio < 2.0
 
 
 def test_cgp_weights_positive_and_masked():
@@ -46,8 +74,30 @@ def test_cgp_weights_positive_and_masked():
     mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3], dtype=torch.bool)
     z = cgp(own, mask, other, torch.ones(2, 5, dtype=torch.bool))
     assert z.shape == (2, 7) and torch.all(z[mask] > 0) and torch.all(z[~mask] == 0)
+    # eq. 14: "a weight distribution over the whole image features"
+    assert torch.allclose(z.sum(1), torch.ones(2), atol=1e-5)
     zt = CGPWeights(D, cross=False)(own, mask, None, None)
     assert zt.shape == (2, 7) and torch.all(zt[mask] > 0)
+    assert torch.allclose(zt.sum(1), torch.ones(2), atol=1e-5)
+
+
+def test_cgp_tanh_not_saturated_at_init():
+    """eq. 13 at init on unit-scale tokens (the block's LayerNorm-scale output)."""
+    torch.manual_seed(0)
+    d = 256
+    cgp = CGPWeights(d)
+    pre = []
+    cgp.fc_self.register_forward_hook(lambda m, i, o: pre.append(o))
+    cgp.fc_cross.register_forward_hook(lambda m, i, o: pre.append(o))
+    own, other = torch.randn(4, 80, d) + 0.5, torch.randn(4, 10, d) + 0.5
+    cgp(own, torch.ones(4, 80, dtype=torch.bool), other, torch.ones(4, 10, dtype=torch.bool))
+    x = torch.cat([p.flatten() for p in pre]).detach()
+    assert x.std() < 2.0 and (x.tanh().abs() > 0.99).float().mean() < 0.05
+
+
+def test_cgp_query_starts_as_maaf_share():
+    m = _model(mcf=False, cgp=True, rcc=False)
+    assert torch.allclose(m.gamma.detach(), torch.tensor([2 / 3, 1 / 3]))
 
 
 @pytest.mark.parametrize("mcf,cgp,rcc", [(m, c, r) for m in (0, 1) for c in (0, 1)
@@ -117,10 +167,16 @@ def test_ablate_command_runs_every_row(tiny_css2d, tmp_path, capsys):
     assert main(["ablate", str(cfg), "--out", str(tmp_path / "ab"), "--seeds", "0", "1",
                  "-q"]) == 0
     out = capsys.readouterr().out
-    assert out.count("±") == 8 * 3 and "+MCF+CGP+RCC" in out
+    assert out.count("±") == 8 * 3 and "| hffca |" in out
     summary = json.loads((tmp_path / "ab" / "ablation.json").read_text())["summary"]
     assert list(summary) == ["baseline", "+RCC", "+CGP", "+CGP+RCC", "+MCF", "+MCF+RCC",
-                             "+MCF+CGP", "+MCF+CGP+RCC"]
+                             "+MCF+CGP", "hffca"]
+    from tgir import results
+
+    doc = results.load(tmp_path / "ab" / "results.json")  # issue 18's schema
+    assert [r["model"] for r in doc["rows"]] == list(summary)
+    assert doc["rows"][0]["seeds"] == [0, 1] and doc["command"].startswith("tgir ablate")
+    assert len(doc["rows"][0]["metrics"]["R@1"]["per_seed"]) == 2
 
 
 def test_hffca_serves_through_the_searcher_and_http_api(tiny_css2d, tmp_path):

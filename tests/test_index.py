@@ -160,3 +160,69 @@ def test_torchrun_sharded_index_equals_the_unsharded_one(tiny_run, tiny_css2d, t
     assert np.allclose(a.vectors(), b.vectors(), atol=1e-5)
     assert not (tmp_path / ".two.shards").exists()
     assert r.stdout.count("indexed") == 1  # rank 0 reports
+
+
+def _messy_folder(tmp_path):
+    """A user's folder: good images in several formats and nested folders, plus the usual
+    bad files (corrupt, truncated, empty, a text file with an image suffix)."""
+    from PIL import Image
+
+    d = tmp_path / "photos"
+    (d / "nested" / "deeper").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(d / "cat.png")
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(d / "cat.jpg")
+    Image.new("P", (20, 20), 3).save(d / "anim.gif")
+    Image.new("L", (20, 20), 90).save(d / "nested" / "grey.tiff")
+    Image.new("RGBA", (20, 20), (0, 0, 255, 128)).save(d / "nested" / "deeper" / "überall.png")
+    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    good = (d / "cat.png").read_bytes()
+    (d / "truncated.png").write_bytes(good[: len(good) // 2])
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "notes.png").write_text("not an image")
+    (d / "readme.txt").write_text("ignored: not an image suffix")
+    return d
+
+
+def test_index_skips_bad_files_and_reports_them(tiny_run, tmp_path, capsys):
+    from tgir.cli import main
+
+    d = _messy_folder(tmp_path)
+    out = tmp_path / "idx"
+    assert main(["index", str(tiny_run), "--catalog", str(d), "--out", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 4 image(s)" in err and "1 empty: empty.jpg" in err
+    for name in ("corrupt.png", "truncated.png", "notes.png"):
+        assert name in err
+    idx = Index(out)
+    ids = sorted(it["id"] for it in idx.items)
+    assert ids == ["anim", "cat.jpg", "cat.png", "nested__deeper__überall", "nested__grey"]
+    assert len(idx.manifest["skipped"]) == 4
+    # --strict keeps the old behaviour: the first bad file stops it, nothing is written
+    assert main(["index", str(tiny_run), "--catalog", str(d), "--out",
+                 str(tmp_path / "strict"), "--strict", "-q"]) == 2
+    assert not (tmp_path / "strict").exists()
+
+
+def test_add_drops_deleted_files(tiny_run, tmp_path, capsys):
+    from tgir.cli import main
+
+    d = _messy_folder(tmp_path)
+    out = tmp_path / "idx"
+    assert main(["index", str(tiny_run), "--catalog", str(d), "--out", str(out), "-q"]) == 0
+    v_before = {it["id"]: v for it, v in zip(Index(out).items, Index(out).vectors(),
+                                              strict=True)}
+    (d / "cat.jpg").unlink()
+    (d / "anim.gif").unlink()
+    from PIL import Image
+
+    Image.new("RGB", (30, 30), (1, 2, 3)).save(d / "new.png")
+    assert main(["index", str(tiny_run), "--catalog", str(d), "--out", str(out), "--add",
+                 "-q"]) == 0
+    out_text = capsys.readouterr().out
+    assert "added 1 items" in out_text and "dropped 2" in out_text
+    idx = Index(out)
+    ids = [it["id"] for it in idx.items]
+    assert "cat.jpg" not in ids and "anim" not in ids and "new" in ids
+    for it, v in zip(idx.items, idx.vectors(), strict=True):  # kept rows keep their vectors
+        if it["id"] in v_before:
+            assert np.allclose(v, v_before[it["id"]])

@@ -5,7 +5,8 @@ level with L_ide only, L_pair only, both without and with the pretrained text en
 + word, + word + phrase (seed 002 Table 3), and the attention variants soft / max Gumbel
 (Table 5). Top of the stack like the demo: for each row and seed it trains the config
 (``--set`` overrides apply to all), evaluates on the config's evaluation split, and writes
-``OUT/ablation.json`` and a markdown table.
+``OUT/ablation.json``, a results file (``OUT/results.json``, ``tgir.results`` schema, metric
+names as the paper's: R@K for seed 003, Rank-K / mAP for seed 002) and a markdown table.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tgir import TgirError, config
+from tgir import TgirError, config, results
 from tgir.engine.train import train
 from tgir.eval.evaluate import evaluate_run, evaluate_split
 
@@ -24,7 +25,7 @@ from tgir.eval.evaluate import evaluate_run, evaluate_split
 _HFFCA = [("baseline", False, False, False), ("+RCC", False, False, True),
           ("+CGP", False, True, False), ("+CGP+RCC", False, True, True),
           ("+MCF", True, False, False), ("+MCF+RCC", True, False, True),
-          ("+MCF+CGP", True, True, False), ("+MCF+CGP+RCC", True, True, True)]
+          ("+MCF+CGP", True, True, False), ("hffca", True, True, True)]
 ROWS: dict[str, list[tuple[str, list[str]]]] = {
     "hffca": [(n, [f"model.mcf={a}", f"model.cgp={b}", f"model.rcc={c}"])
               for n, a, b, c in _HFFCA],
@@ -40,16 +41,29 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
              ("HGAN max Gumbel", ["model.attention=max"])],
 }
 KEYS = {"hffca": ("R@1", "R@10", "R@50"), "hgan": ("t2i R@1", "t2i R@5", "t2i R@10", "t2i mAP")}
+# evaluator key -> the paper's metric name in the results file
+PAPER_NAMES = {"hffca": {"R@1": "R@1", "R@5": "R@5", "R@10": "R@10", "R@50": "R@50"},
+               "hgan": {"t2i R@1": "Rank-1", "t2i R@5": "Rank-5", "t2i R@10": "Rank-10",
+                        "t2i mAP": "mAP"}}
 
 
 def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
                  overrides: list[str] | None = None, rows: list[str] | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, command: str | None = None,
+                 results_path: str | Path | None = None) -> dict:
+    """Train and evaluate every row x seed (finished runs are reused); write
+    ``OUT/ablation.json``, ``OUT/results.json`` and, if given, ``results_path``."""
     out = Path(out)
-    model = config.load(config_path, overrides or []).model["name"]
+    base = config.load(config_path, overrides or [])
+    model = base.model["name"]
     if model not in ROWS:
         raise TgirError(f"no ablation table for model {model!r} (have: {', '.join(ROWS)})")
-    results: dict[str, list[dict]] = {}
+    known = [name for name, _ in ROWS[model]]
+    unknown = [r for r in rows or [] if r not in known]
+    if unknown:
+        raise TgirError(f"no ablation row {', '.join(map(repr, unknown))} for {model} "
+                        f"(rows: {', '.join(known)})")
+    per_row: dict[str, list[dict]] = {}
     for name, switches in ROWS[model]:
         if rows and name not in rows:
             continue
@@ -63,17 +77,24 @@ def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
                       progress=progress,
                       validate=lambda m, v, s: evaluate_split(m, v, s, gallery="queries"))
             r = evaluate_run(run, progress=False)["metrics"]
-            results.setdefault(name, []).append(r)
+            per_row.setdefault(name, []).append(r)
             print(f"{name} seed {seed}: {KEYS[model][0]} {r[KEYS[model][0]]:.3f}",
                   file=sys.stderr)
     summary = {name: {k: {"mean": float(np.mean([r[k] for r in rs])),
                           "std": float(np.std([r[k] for r in rs]))} for k in KEYS[model]}
-               for name, rs in results.items()}
+               for name, rs in per_row.items()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({"config": str(config_path), "seeds": seeds,
                                                    "overrides": overrides or [],
-                                                   "summary": summary, "runs": results},
+                                                   "summary": summary, "runs": per_row},
                                                   indent=1))
+    doc = results.new(f"{model} ablation on {base.data.name}",
+                      command or f"tgir ablate {config_path} --out {out}", base.train.steps,
+                      [results.make_row(name, seeds, rs, PAPER_NAMES[model])
+                       for name, rs in per_row.items()])
+    results.write(doc, out / "results.json")
+    if results_path:
+        results.write(doc, results_path)
     return summary
 
 

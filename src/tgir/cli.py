@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -72,6 +73,33 @@ def _cmd_eval(a: argparse.Namespace) -> None:
     print(f"{r['dataset']} {r['split']}: {r['queries']} queries, gallery {r['gallery']} images")
     print(format_table({r["model"]: r["metrics"]}))
     print(f"wrote {Path(a.run_dir) / 'metrics.json'}")
+    if "sensitivity" in r:
+        s = r["sensitivity"]
+        print(f"swap sensitivity (cosine of the query with itself under a swapped input; 1 = "
+              f"ignored): text {s['text_swap_cos']:.3f}, reference image "
+              f"{s['image_swap_cos']:.3f}")
+    if a.results:
+        from tgir import config, results
+
+        cfg = config.load(Path(a.run_dir) / "config.yaml")
+        names = results.paper_names(list(r["metrics"]))
+        doc = results.new(f"{r['dataset']} {r['split']}", a.command, cfg.train.steps,
+                          [results.make_row(r["model"], [cfg.train.seed], [r["metrics"]],
+                                            names)])
+        print(f"wrote {results.write(doc, a.results)}")
+
+
+def _cmd_report(a: argparse.Namespace) -> None:
+    from tgir import results
+
+    for i, path in enumerate(a.files):
+        doc = results.load(path)
+        if len(a.files) > 1:
+            print(("\n" if i else "") + f"{path}: {doc['benchmark']}")
+        print(results.markdown(doc, a.metrics.split(",") if a.metrics else None))
+        if a.source:
+            print(f"\n{doc['command']} (commit {doc['commit']}, {doc['date']}, "
+                  f"{doc['steps']} steps, {doc['machine']})")
 
 
 def _words(values: list[str]) -> list[str]:
@@ -96,11 +124,9 @@ def _cmd_search(a: argparse.Namespace) -> None:
     if q.has_reference and not (q.text.strip() or plus or minus):
         raise TgirError("the modification text is empty")
     s = Searcher(a.run_dir, a.index, device=a.device, progress=not a.quiet)
-    unknown = ([] if hasattr(s.model, "refine_scores") or attrs
-               else s.unknown_words(" ".join([a.text, *plus, *minus])))
-    if unknown:
-        print(f"note: words not seen in training: {', '.join(unknown)}", file=sys.stderr)
     hits = s.search(q, a.k)
+    for note in s.notes:
+        print(f"note: {note}", file=sys.stderr)
     for h in hits:
         print(f"{h.rank:3d}  {h.id}  {h.score:.4f}  {h.text}")
     grid = Path(a.grid) if a.grid else Path(a.run_dir) / "search.png"
@@ -114,16 +140,22 @@ def _cmd_index(a: argparse.Namespace) -> None:
         if not a.out:
             raise TgirError("--add needs --out INDEX_DIR (the index to extend)")
         n = add_to_index(a.run_dir, a.out, a.catalog, a.split, progress=not a.quiet,
-                         device=a.device)
+                         device=a.device, strict=a.strict)
         idx = Index(a.out)
-        print(f"added {n} items to {a.out} ({idx.manifest['count']} in all)")
+        m = idx.manifest
         idx.close()
+        removed = m.get("removed") or []
+        print(f"added {n} items to {a.out} ({m['count']} in all)"
+              + (f"; dropped {len(removed)} whose files are gone: {', '.join(removed[:5])}"
+                 + (" ..." if len(removed) > 5 else "") if removed else ""))
+        _print_skipped(m)
         return
     out = Path(a.out) if a.out else Path(a.run_dir) / "index"
     params = {k: v for k, v in (("nlist", a.nlist), ("nprobe", a.nprobe), ("m", a.hnsw_m),
                                 ("ef_search", a.ef_search)) if v}
     build_index(a.run_dir, a.catalog, out, a.kind, a.split, params, progress=not a.quiet,
-                device=a.device, backend=a.backend, uri=a.uri, report=a.report)
+                device=a.device, backend=a.backend, uri=a.uri, report=a.report,
+                strict=a.strict)
     from tgir.engine.distributed import from_env
 
     if not from_env().is_main:
@@ -133,11 +165,25 @@ def _cmd_index(a: argparse.Namespace) -> None:
     idx.close()
     print(f"indexed {m['count']} items ({m['kind']}, {m['model']['dim']}-d, "
           f"{m['store']['backend']}) into {out}")
+    _print_skipped(m)
     if "report" in m:
         r = m["report"]
         print(f"build {r['build_seconds']:.2f} s, {r['memory_bytes'] / 2**20:.1f} MiB "
               f"(float32 vectors {r['float32_bytes'] / 2**20:.1f} MiB), recall@10 vs exact "
               f"{r['recall@10']:.3f}, {r['search_ms_per_query']:.3f} ms / query")
+
+
+def _print_skipped(manifest: dict) -> None:
+    """Every image the index left out, by reason (the manifest keeps the full list)."""
+    from tgir.search.index import skipped_report
+
+    bad = manifest.get("skipped") or []
+    if bad:
+        print(skipped_report([(b["file"], b["reason"]) for b in bad]), file=sys.stderr)
+        for b in bad[:20]:
+            print(f"  {b['file']}: {b['reason']}", file=sys.stderr)
+        if len(bad) > 20:
+            print(f"  ... {len(bad) - 20} more in the manifest's 'skipped'", file=sys.stderr)
 
 
 def _cmd_serve(a: argparse.Namespace) -> None:
@@ -151,9 +197,11 @@ def _cmd_ablate(a: argparse.Namespace) -> None:
     from tgir.ablation import markdown, run_ablation
 
     summary = run_ablation(a.config, a.out, a.seeds, a.set,
-                           rows=a.rows.split(",") if a.rows else None, progress=not a.quiet)
+                           rows=a.rows.split(",") if a.rows else None, progress=not a.quiet,
+                           command=a.command, results_path=a.results)
     print(markdown(summary))
-    print(f"wrote {Path(a.out) / 'ablation.json'}")
+    print(f"wrote {Path(a.out) / 'ablation.json'}, {Path(a.out) / 'results.json'}"
+          + (f", {a.results}" if a.results else ""))
 
 
 def _cmd_bench_refine(a: argparse.Namespace) -> None:
@@ -183,6 +231,15 @@ def _cmd_bench_refine(a: argparse.Namespace) -> None:
           f"test catalog of {len(test_split.images)} items")
     print(markdown_table(result))
     print(f"wrote {out / 'refine.json'}, {out / 'refine.md'}, {out / 'attribute_examples.png'}")
+    if a.results:
+        from tgir import results
+        from tgir.eval.refine import results_rows
+
+        doc = results.new(f"refinement ({cfg.data.name}, {cfg.model['name']})", a.command,
+                          cfg.train.steps, results_rows(result, cfg.train.seed),
+                          digits=dict.fromkeys(results_rows(result, 0)[0]["metrics"], 3),
+                          bold=False)
+        print(f"wrote {results.write(doc, a.results)}")
 
 
 def _cmd_show(a: argparse.Namespace) -> None:
@@ -204,7 +261,8 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     models = (a.models or DEFAULT_MODELS[a.dataset]).split(",")
     line = run_demo(workdir, models=models, scale=a.scale,
                     steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet,
-                    dataset=a.dataset)
+                    dataset=a.dataset, seeds=a.seeds, command=a.command,
+                    results_path=a.results)
     print(json.dumps(line), flush=True)
     if not a.no_serve:
         from tgir.search.server import serve
@@ -283,8 +341,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
     e.add_argument("--strict", action="store_true",
                    help="stop at the first missing or unreadable image")
+    e.add_argument("--results", default=None, metavar="FILE",
+                   help="also write a results file (schema of tgir report), e.g. "
+                        "results/X.json")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_eval)
+
+    r = sub.add_parser("report", help="print a results file as the README's markdown table",
+                       description="Print results/*.json files (written by tgir demo, ablate, "
+                       "bench refine and eval with --results) as markdown tables: one row per "
+                       "model, mean ± std over seeds, the best of each column in bold. The "
+                       "README's tables are this output.")
+    r.add_argument("files", nargs="+", metavar="FILE", help="results files")
+    r.add_argument("--metrics", default=None,
+                   help="comma-separated columns, e.g. R@1,R@10 (default: all)")
+    r.add_argument("--source", action="store_true",
+                   help="also print the command, commit, date, steps and machine")
+    r.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("search", help="search: reference image + modification text (+/- words)",
                        description="Compose a reference image (a file or a catalog item) with a "
@@ -338,7 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure and print build time, memory and recall@10 vs exact search "
                         "(stored in the manifest)")
     x.add_argument("--add", action="store_true",
-                   help="append the catalog items the index lacks, without rebuilding")
+                   help="append the catalog items the index lacks, without rebuilding, and "
+                        "drop the items whose files were deleted")
+    x.add_argument("--strict", action="store_true",
+                   help="stop at the first missing or unreadable image (default: skip it, "
+                        "index the rest and list every skipped file by reason)")
     x.add_argument("--backend", default="faiss", choices=["faiss", "milvus"],
                    help="faiss: in-process (default); milvus: milvus-lite inside the index "
                         "directory, or a Milvus server / cluster with --uri")
@@ -379,9 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="directory for the runs and ablation.json")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
     b.add_argument("--rows", default=None,
-                   help="comma-separated subset, e.g. baseline,+MCF+CGP+RCC (default all 8)")
+                   help="comma-separated subset, e.g. baseline,hffca (default all 8)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value for every run (repeatable)")
+    b.add_argument("--results", default=None, metavar="FILE",
+                   help="also write the results file here (always: OUT/results.json)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_ablate)
 
@@ -410,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "unit-length terms")
     rf.add_argument("--out", default=None, help="output directory (default RUN_DIR/refine)")
     rf.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    rf.add_argument("--results", default=None, metavar="FILE",
+                    help="also write a results file (one row per attribute category)")
     rf.set_defaults(func=_cmd_bench_refine)
 
     h = sub.add_parser("show", help="write a contact sheet PNG of a dataset",
@@ -452,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every config's training steps (default 1 for demo, 2 for "
                         "paper; e.g. 0.05 for a smoke run)")
     d.add_argument("--fresh", action="store_true", help="retrain even if runs exist")
+    d.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds (default 0); seed 0 trains into runs/MODEL, seed S "
+                        "into runs/MODEL-seedS; the results report mean ± std")
+    d.add_argument("--results", default=None, metavar="FILE",
+                   help="also write the results file here (always: WORKDIR/results/"
+                        "DATASET.json)")
     d.add_argument("--no-serve", action="store_true",
                    help="stop after the results (default: then serve the search page on the "
                         "best model's index of the test split)")
@@ -464,7 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = parser.parse_args(argv)
+    a.command = "tgir " + shlex.join(argv)  # recorded in results files
     if a.cmd == "train" and not a.resume and not a.config:
         parser.error("train needs a CONFIG (or --resume)")
     try:

@@ -16,6 +16,7 @@ import yaml
 
 import tgir
 from tgir import TgirError, config
+from tgir import results as results_file
 from tgir.data import build, css2d
 from tgir.data.types import ComposedSplit, ItemTextSplit, TextImageSplit
 from tgir.engine.train import train
@@ -32,6 +33,12 @@ DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
                   "clipart": "joint,joint_mbmr,joint_triplet",
                   "emoji_pairs": "joint",
                   "css2d_text": "hgan", "emoji_text": "hgan"}
+# row names in results files and README tables
+DISPLAY = {"maaf": "MAAF", "tirg": "TIRG", "concat": "concat", "image_only": "image only",
+           "text_only": "text only", "copy_source": "copy source", "aihm": "AIHM 2-layer",
+           "aihm4": "AIHM 4-layer", "attr_classifier": "attribute classifier",
+           "joint": "MBMR + attribute branch (joint)", "joint_mbmr": "MBMR (joint_mbmr)",
+           "joint_triplet": "triplet, margin 0.2 (joint_triplet)", "hgan": "HGAN"}
 
 
 def builtin_config(dataset: str, model: str) -> Path:
@@ -100,10 +107,15 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
 
 
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
-             fresh: bool = False, progress: bool = True, dataset: str = "css2d") -> dict:
+             fresh: bool = False, progress: bool = True, dataset: str = "css2d",
+             seeds: list[int] | None = None, command: str | None = None,
+             results_path: str | Path | None = None) -> dict:
     """Generate the benchmark (css2d at ``scale``, or emoji), train ``models`` from the
-    built-in configs (their steps times ``steps_scale``) into ``workdir/runs``, evaluate;
-    returns the one-line summary."""
+    built-in configs (their steps times ``steps_scale``) for each of ``seeds`` (seed 0 into
+    ``workdir/runs/MODEL``, seed S into ``runs/MODEL-seedS``), evaluate; writes
+    ``workdir/results/DATASET.json`` (and ``results_path``) in the ``tgir.results`` schema
+    and returns the one-line summary (the first seed's figures)."""
+    seeds = list(seeds or [0])
     t0 = time.time()
     stages: dict[str, float] = {}  # where the demo's time goes (bench/demo figures)
     source = dataset.split("_")[0]
@@ -115,27 +127,37 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     train_data = build(dataset, root, "train", image_size)
     test_data = build(dataset, root, "test", image_size)
     stages["load"] = round(time.time() - t, 1)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, float]] = {}  # the first seed's metrics per model
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    steps: dict[str, int] = {}
     timings: dict[str, float] = {}
     for m in models:
-        cfg = config.load(builtin_config(dataset, m), [f"data.root={root}"])
-        cfg.train.steps = max(1, int(round(cfg.train.steps * steps_scale)))
-        cfg.train.lr_milestones = [int(round(x * steps_scale)) for x in cfg.train.lr_milestones]
-        run = workdir / "runs" / m
-        t = time.time()
-        how = _train_one(cfg, run, fresh, progress, train_data)
-        stages[f"train {m}"] = round(time.time() - t, 1)
-        t_eval = time.time()
-        r = evaluate_run(run, progress=progress)
-        stages[f"eval {m}"] = round(time.time() - t_eval, 1)
-        timings[m] = round(time.time() - t, 1)
-        results[m] = r["metrics"]
-        head = next(k for k in ("R@1", "t2i R@1", "i2t R@5") if k in r["metrics"])
-        print(f"{m}: {how}, {head} {r['metrics'][head]:.3f} ({timings[m]:.0f} s)",
-              file=sys.stderr)
+        for seed in seeds:
+            cfg = config.load(builtin_config(dataset, m), [f"data.root={root}"])
+            cfg.train.steps = max(1, int(round(cfg.train.steps * steps_scale)))
+            cfg.train.lr_milestones = [int(round(x * steps_scale))
+                                       for x in cfg.train.lr_milestones]
+            cfg.train.seed = seed
+            steps[m] = cfg.train.steps
+            name = m if seed == 0 else f"{m}-seed{seed}"
+            run = workdir / "runs" / name
+            t = time.time()
+            how = _train_one(cfg, run, fresh, progress, train_data)
+            stages[f"train {name}"] = round(time.time() - t, 1)
+            t_eval = time.time()
+            r = evaluate_run(run, progress=progress)
+            stages[f"eval {name}"] = round(time.time() - t_eval, 1)
+            timings[name] = round(time.time() - t, 1)
+            results.setdefault(m, r["metrics"])
+            per_seed.setdefault(m, []).append(r["metrics"])
+            head = next(k for k in ("R@1", "t2i R@1", "i2t R@5") if k in r["metrics"])
+            print(f"{name}: {how}, {head} {r['metrics'][head]:.3f} ({timings[name]:.0f} s)",
+                  file=sys.stderr)
     label = f"{dataset} {scale}" if source == "css2d" else dataset
     if isinstance(test_data, ComposedSplit):
         results["copy_source"] = copy_source_baseline(test_data)
+        per_seed["copy_source"] = [results["copy_source"]]  # no training: one value
+        steps["copy_source"] = 0
         print(f"{label} test split: {test_data.num_queries} queries, gallery "
               f"{len(test_data.images)} images (source excluded)")
     elif isinstance(test_data, TextImageSplit):
@@ -166,4 +188,16 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     (workdir / name).write_text(json.dumps(
         {**line, "full": results, "train_seconds": timings, "stage_seconds": stages},
         indent=1))
+    rows = [results_file.make_row(DISPLAY.get(m, m), seeds if m != "copy_source" else [0],
+                             rs if m != "copy_source" else rs[:1],
+                             results_file.paper_names(list(rs[0])),
+                             columns={"training": f"{steps[m]:,} steps" if steps[m]
+                                      else "none"})
+            for m, rs in per_seed.items()]
+    doc = results_file.new(key, command or f"tgir demo --dataset {dataset} --scale {scale}",
+                      max(steps.values()), rows, seconds=line["seconds"],
+                      stage_seconds=stages)
+    results_file.write(doc, workdir / "results" / f"{key}.json")
+    if results_path:
+        results_file.write(doc, results_path)
     return line

@@ -9,12 +9,13 @@ optional ``catalog.jsonl`` with ``{"file", "id"?, "text"?}`` lines names and des
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tgir import TgirError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 @dataclass
@@ -95,16 +96,21 @@ def _folder_items(root: Path) -> list[CatalogItem]:
                                      {k: v for k, v in d.items()
                                       if k not in ("id", "file", "text")}))
     else:
-        for p in sorted(root.rglob("*")):
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-                rel = p.relative_to(root).as_posix()
-                items.append(CatalogItem(Path(rel).with_suffix("").as_posix().replace("/", "__"),
-                                         rel))
+        files = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))
+                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                 and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        stems = [Path(f).with_suffix("").as_posix().replace("/", "__") for f in files]
+        twice = {s for s, n in Counter(stems).items() if n > 1}
+        for f, stem in zip(files, stems, strict=True):
+            # cat.png + cat.jpg: both kept, their ids keep the extension (cat.png, cat.jpg)
+            items.append(CatalogItem(f.replace("/", "__") if stem in twice else stem, f))
     return items
 
 
-def read_catalog(root: str | Path, split: str = "test") -> tuple[str, list[CatalogItem]]:
-    """(kind, items) of the catalog at ``root``; ``split`` picks a dataset's split."""
+def read_catalog(root: str | Path, split: str = "test", missing_ok: bool = False
+                 ) -> tuple[str, list[CatalogItem]]:
+    """(kind, items) of the catalog at ``root``; ``split`` picks a dataset's split.
+    ``missing_ok`` keeps items whose file is gone (``--add`` drops them from an index)."""
     root = Path(root)
     if not root.is_dir():
         raise TgirError(f"catalog directory not found: {root}")
@@ -126,6 +132,6 @@ def read_catalog(root: str | Path, split: str = "test") -> tuple[str, list[Catal
         f = (root / it.file).resolve()
         if not f.is_relative_to(root.resolve()):
             raise TgirError(f"catalog item {it.id!r} points outside the catalog: {it.file}")
-        if not f.is_file():
+        if not f.is_file() and not missing_ok:
             raise TgirError(f"catalog image not found: {root / it.file}")
     return kind, items

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,18 +11,23 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tgir import TgirError
 
-MAX_PIXELS = 64_000_000  # refuse decompression bombs instead of letting Pillow warn and go on
+# The one pixel limit (CLI, index, training data and server uploads): an image of more than
+# 50 megapixels is refused before it is decoded (a decompression bomb, or a photo far beyond
+# what a 64-256 px model uses). 6000 x 6000 (36 MP) is accepted; 8000 x 7000 (56 MP) is not.
+MAX_PIXELS = 50_000_000
 
 
 def decode_image(source: str | Path | bytes, size: int | None = None,
-                 max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> np.ndarray:
+                 max_pixels: int = MAX_PIXELS, max_bytes: int | None = None,
+                 name: str | None = None) -> np.ndarray:
     """Decode ``source`` (a path or the encoded bytes) to a uint8 RGB array.
 
-    ``size`` resizes to ``size x size`` (bilinear). Raises ``TgirError`` naming the file for a
-    missing, unreadable, corrupt or oversized image (more than ``max_pixels`` pixels, checked
-    before decoding, or more than ``max_bytes`` bytes); never returns a placeholder.
+    ``size`` resizes to ``size x size`` (bilinear). Raises ``TgirError`` naming the file (or
+    ``name``, e.g. an upload's file name) for a missing, unreadable, corrupt or oversized image
+    (more than ``max_pixels`` pixels, checked before decoding, or more than ``max_bytes``
+    bytes); never returns a placeholder.
     """
-    what = "<bytes>" if isinstance(source, bytes) else str(source)
+    what = name or ("the uploaded image" if isinstance(source, bytes) else str(source))
     if not isinstance(source, bytes):
         p = Path(source)
         if not p.is_file():
@@ -37,7 +43,9 @@ def decode_image(source: str | Path | bytes, size: int | None = None,
     try:
         with Image.open(io.BytesIO(source)) as im:
             if im.width * im.height > max_pixels:
-                raise TgirError(f"image too large ({im.width}x{im.height}): {what}")
+                raise TgirError(f"image too large ({im.width}x{im.height}, "
+                                f"{im.width * im.height / 1e6:.1f} megapixels; the limit is "
+                                f"{max_pixels / 1e6:g}): {what}")
             im.load()  # decode now: a truncated file fails here, not later
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / int / float grey
@@ -52,9 +60,13 @@ def decode_image(source: str | Path | bytes, size: int | None = None,
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError) as e:
-        raise TgirError(f"corrupt or unsupported image {what}: {e}") from e
+    except UnidentifiedImageError as e:
+        raise TgirError(f"corrupt or unsupported image {what}: not an image format Pillow "
+                        f"reads (PNG, JPEG, WebP, GIF, BMP, TIFF)") from e
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
+        # Pillow's messages may name its in-memory buffer (<_io.BytesIO object at 0x...>)
+        why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the data", str(e))
+        raise TgirError(f"corrupt or unsupported image {what}: {why}") from e
 
 
 def load_images(paths: list[Path], size: int | None = None, desc: str = "images",

@@ -244,6 +244,10 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool =
               "queries": data.num_queries, "gallery": len(data.images),
               "protocol": {"gallery": cfg.eval.gallery,
                            "keep_reference": cfg.eval.keep_reference}, "metrics": metrics}
+    if isinstance(data, ComposedSplit) and data.num_queries > 1:
+        from tgir.eval.sensitivity import swap_sensitivity
+
+        result["sensitivity"] = swap_sensitivity(model, vocab, data)
     tmp = run / ".metrics.json.tmp"
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(run / "metrics.json")

@@ -217,6 +217,22 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def results_rows(result: dict, seed: int) -> list[dict]:
+    """Rows for a results file (``tgir.results``): one per attribute category then overall,
+    columns ``SAF V-nDCG`` ... ``QA+SAF MM`` (nDCG values in [0, 1], not percent)."""
+    order = [r for r in result["table"] if r != "overall"] + ["overall"]
+    rows = []
+    for row in order:
+        r = result["table"][row]
+        metrics = {}
+        for m in METHODS:
+            for k in ("V-nDCG", "T-nDCG", "MM"):
+                v = float(r[m][k])
+                metrics[f"{m.upper()} {k}"] = {"mean": v, "std": 0.0, "per_seed": [v]}
+        rows.append({"model": f"{row} ({r['queries']})", "seeds": [seed], "metrics": metrics})
+    return rows
+
+
 def attribute_examples(model, vocab, split: ItemTextSplit, path: Path, n: int = 8,
                        top: int = 6, seed: int = 0) -> Path:
     """Figure 3: catalog images with their top-``top`` words by p_w(I) (eq. 7)."""

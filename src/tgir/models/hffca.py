@@ -14,8 +14,26 @@ Psi = [psi_r, psi_m] feeds three modules, each switchable (the 8 rows of Table 1
   L = alpha L_bat + beta L_rel (eq. 29, defaults 0.7 / 0.3).
 
 With all three off the computation is exactly MAAF's (one block, resolution-wise pooling).
-Relation maps psi^T K psi are divided by d (a fixed scale, like 1/sqrt(d) in attention) so
-the tanh of eq. 13 / 18 starts unsaturated; the paper does not state an initialisation.
+
+Readings of the paper where it is ambiguous (issue 20; measured in the README):
+
+- eq. 5, "softmax is normalization over the image feature dimension": M_r is N x L and
+  eq. 6 computes hat psi_m^T = M_r psi_m^T, the text projected to each image position. We
+  normalise each image position's row over the *words* (the other modality), as in the
+  co-attention work MCF cites ([26] bilinear attention, [37] hierarchical co-attention), so
+  hat psi_m is a convex mix of word features, the "text feature in image space" the text
+  describes. Normalising over the own positions instead (the literal column reading) makes
+  each image token receive weights summing to L/N (~0.1) and each word N/L (~10): the fused
+  words become ~10x the pooled image and the query ignores the reference.
+- eq. 4 mixes the rows of M_r1 with W_r; padded own positions are zeroed before that.
+- eq. 14 calls Z_r "a weight distribution over the whole image features": the softplus
+  weights are divided by their sum per modality, so eq. 16 starts as MAAF's averaging; the
+  gammas start at MAAF's image : text share (levels : 1).
+- eq. 11-13 / 17-18: the relation maps psi^T K psi are divided by d (with K = I their
+  entries grow as d) and A psi^T averages over the L or N positions it sums, so the tanh of
+  eq. 13 / 18 starts unsaturated (pre-activation std ~0.3 at init, 0% of units at
+  |tanh| > 0.99; summed and divided by d only: std ~270, 92%); the paper states no
+  initialisation.
 """
 
 from __future__ import annotations
@@ -48,12 +66,13 @@ class MCFDirection(nn.Module):
                 other_mask: torch.Tensor) -> torch.Tensor:
         # own: (B, Ln, d), other: (B, Lo, d); masks True where a token is
         n = own.shape[1]
+        own = own * own_mask[..., None]  # padded own rows take no part in W_r's mixing
         other = other * other_mask[..., None]
         m1 = own @ self.V @ other.transpose(1, 2)  # (B, Ln, Lo)  eq. 3
         m2 = self.W[:n, :n] @ m1  # (B, Ln, Lo)  eq. 4
-        m2 = m2.masked_fill(~own_mask[:, :, None], float("-inf"))
-        m = torch.softmax(m2, dim=1)  # eq. 5: normalised over the own (image) positions
-        m = torch.nan_to_num(m) * other_mask[:, None, :]
+        m2 = m2.masked_fill(~other_mask[:, None, :], float("-inf"))
+        m = torch.softmax(m2, dim=2)  # eq. 5: each own position over the other's tokens
+        m = torch.nan_to_num(m) * own_mask[..., None]
         self.last_map = m.detach()
         hat = m @ other  # (B, Ln, d)  eq. 6: the other modality projected to own positions
         o = F.relu(self.fc1(torch.cat([own, hat], -1))) + hat  # eq. 7
@@ -77,15 +96,19 @@ class CGPWeights(nn.Module):
 
     def forward(self, own: torch.Tensor, own_mask: torch.Tensor, other: torch.Tensor | None,
                 other_mask: torch.Tensor | None) -> torch.Tensor:
-        a_self = own @ self.K_self @ own.transpose(1, 2) / self.d  # (B, Ln, Ln)
-        a_self = a_self * own_mask[:, None, :]
-        x = torch.tanh(self.fc_self(a_self @ own))
+        """Pooling weights (B, Ln), each row a distribution over the own tokens (eq. 14)."""
+        scale = float(self.d)
+        own = own * own_mask[..., None]
+        n_own = own_mask.sum(1).clamp(min=1)[:, None, None].to(own.dtype)
+        a_self = own @ self.K_self @ own.transpose(1, 2) / scale  # (B, Ln, Ln)  eq. 12
+        x = torch.tanh(self.fc_self(a_self @ own / n_own))  # eq. 13, right factor
         if self.cross:
             other = other * other_mask[..., None]
-            a_cross = own @ self.K_cross @ other.transpose(1, 2) / self.d  # (B, Ln, Lo)
-            x = torch.tanh(self.fc_cross(a_cross @ other)) * x  # eq. 13
-        z = F.softplus(self.fc_z(x)).squeeze(-1)  # eq. 14: positive weights
-        return z * own_mask
+            n_other = other_mask.sum(1).clamp(min=1)[:, None, None].to(own.dtype)
+            a_cross = own @ self.K_cross @ other.transpose(1, 2) / scale  # (B, Ln, Lo)  eq. 11
+            x = torch.tanh(self.fc_cross(a_cross @ other / n_other)) * x  # eq. 13
+        z = F.softplus(self.fc_z(x)).squeeze(-1) * own_mask  # eq. 14: positive weights
+        return z / z.sum(1, keepdim=True).clamp(min=1e-12)  # a distribution over the tokens
 
 
 class RelativeCaptioner(nn.Module):
@@ -162,7 +185,9 @@ class HFFCA(MAAF):
         if cgp:
             self.cgp_r, self.cgp_m = CGPWeights(d), CGPWeights(d)
             self.cgp_t = CGPWeights(d, cross=False)
-            self.gamma = nn.Parameter(torch.ones(2))  # gamma_r, gamma_m (eq. 16)
+            # gamma_r, gamma_m (eq. 16), starting at MAAF's share: one part per image level
+            share = torch.tensor([len(levels), 1.0]) / (len(levels) + 1)
+            self.gamma = nn.Parameter(share)
         if rcc:
             self.captioner = RelativeCaptioner(vocab_size, d)
 

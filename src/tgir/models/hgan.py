@@ -240,6 +240,11 @@ class HGAN(nn.Module):
         """Gallery vector for the index: the sentence-level image feature (first stage)."""
         return self.encode_image(images)["global"]
 
+    def embed_sentences(self, texts: list[str]) -> torch.Tensor:
+        """Query vectors for the index: the sentence-level text feature (cosine with
+        ``embed_target`` is the sentence-level score of eq. 8's global term)."""
+        return self.encode_texts(texts)["global"]
+
     # ------------------------------------------------------------------ training
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:
         img = self.encode_image(batch["images"])

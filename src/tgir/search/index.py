@@ -133,21 +133,52 @@ def index_report(index: faiss.Index, vectors: np.ndarray, build_seconds: float,
 
 @torch.no_grad()
 def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int = 128,
-                  progress: bool = True) -> np.ndarray:
-    """``embed_target`` vectors of the catalog images, batched; l2-normalised unless the model
-    scores raw vectors (``model.normalize_embeddings = False``: AIHM's matching head, the
-    attribute classifier's log-probabilities)."""
+                  progress: bool = True, strict: bool = False,
+                  skipped: list[tuple[int, str]] | None = None) -> np.ndarray:
+    """``embed_target`` vectors of the catalog images that can be read, batched;
+    l2-normalised unless the model scores raw vectors (``model.normalize_embeddings = False``:
+    AIHM's matching head, the attribute classifier's log-probabilities). An unreadable image
+    is left out and recorded in ``skipped`` as (position in ``items``, reason); ``strict``
+    stops at the first one instead."""
     dev = next(model.parameters()).device
     out = []
+    dim = None
     for i in tqdm(range(0, len(items), batch_size), desc="embed catalog", disable=not progress,
                   mininterval=1.0):
-        imgs = np.stack([decode_image(root / it.file, model.image_size)
-                         for it in items[i:i + batch_size]])
-        out.append(model.embed_target(to_tensor_batch(imgs).to(dev)).float().cpu().numpy())
-    vecs = np.concatenate(out).astype(np.float32)
+        imgs = []
+        for j, it in enumerate(items[i:i + batch_size], start=i):
+            try:
+                imgs.append(decode_image(root / it.file, model.image_size))
+            except TgirError as e:
+                if strict or skipped is None:
+                    raise
+                skipped.append((j, str(e)))
+        if imgs:
+            out.append(model.embed_target(to_tensor_batch(np.stack(imgs)).to(dev))
+                       .float().cpu().numpy())
+            dim = out[-1].shape[1]
+    if not out:
+        raise TgirError(f"none of the {len(items)} catalog images could be read"
+                        + (f" (first: {skipped[0][1]})" if skipped else ""))
+    vecs = np.concatenate(out).astype(np.float32).reshape(-1, dim)
     if not getattr(model, "normalize_embeddings", True):
         return vecs
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+def skipped_report(skipped: list[tuple[str, str]], show: int = 5) -> str:
+    """"N images skipped" with counts by reason and the first files of each (like train)."""
+    by: dict[str, list[str]] = {}
+    for file, reason in skipped:
+        key = ("missing" if reason.startswith("image not found") else
+               "empty" if reason.startswith("empty") else
+               "too large" if reason.startswith("image too large") else "unreadable")
+        by.setdefault(key, []).append(file)
+    parts = []
+    for key, files in by.items():
+        more = f" ... and {len(files) - show} more" if len(files) > show else ""
+        parts.append(f"{len(files)} {key}: {', '.join(files[:show])}{more}")
+    return f"skipped {len(skipped)} image(s) that cannot be used: " + "; ".join(parts)
 
 
 def _write_dir(out: Path, store: Callable[[Path], dict], items: list[dict], manifest: dict
@@ -185,36 +216,46 @@ def _milvus_writer(vecs: np.ndarray, kind: str, params: dict, uri: str | None,
 
 
 def _embed_sharded(model, root: Path, items: list[CatalogItem], out: Path, info,
-                   progress: bool) -> np.ndarray | None:
+                   progress: bool, strict: bool = False
+                   ) -> tuple[np.ndarray, list[tuple[int, str]]] | None:
     """Under torchrun each rank embeds its contiguous share of the catalog into a shard file;
-    rank 0 merges them in order (and gets the full matrix); the others get None."""
+    rank 0 merges them in order (and gets the full matrix and every skipped item, as
+    positions in ``items``); the others get None."""
     from tgir.engine import distributed
 
     share = distributed.part(np.arange(len(items)), (info.rank, info.world))
-    vecs = embed_catalog(model, root, [items[i] for i in share], progress=progress)
+    skipped: list[tuple[int, str]] = []
+    vecs = embed_catalog(model, root, [items[i] for i in share], progress=progress,
+                         strict=strict, skipped=skipped)
+    skipped = [(int(share[j]), why) for j, why in skipped]
     if not info.enabled:
-        return vecs
+        return vecs, skipped
     shards = out.parent / f".{out.name}.shards"
     shards.mkdir(parents=True, exist_ok=True)
     np.save(shards / f"rank{info.rank:04d}.npy", vecs)
+    (shards / f"rank{info.rank:04d}.skipped.json").write_text(json.dumps(skipped))
     distributed.barrier(info)
     if not info.is_main:
         return None
     merged = np.concatenate([np.load(shards / f"rank{r:04d}.npy") for r in range(info.world)])
+    every = [tuple(x) for r in range(info.world) for x in json.loads(
+        (shards / f"rank{r:04d}.skipped.json").read_text())]
     shutil.rmtree(shards, ignore_errors=True)
-    return merged
+    return merged, every
 
 
 def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
                 split: str = "test", params: dict | None = None, progress: bool = True,
                 device: str = "auto", backend: str = "faiss", uri: str | None = None,
-                report: bool = False) -> Path:
+                report: bool = False, strict: bool = False) -> Path:
     """Embed every catalog image with the run's model and write an index directory.
     ``backend="milvus"`` stores the vectors in milvus-lite inside the directory, or with
     ``uri`` in a Milvus server's collection (the directory keeps the items and manifest).
     ``kind="auto"`` picks the kind from the catalog size (``choose_kind``); ``report`` adds
     build time, memory and recall@10 against exact search to the manifest. Under torchrun the
-    catalog is embedded in shards, one per rank, and rank 0 writes the merged index."""
+    catalog is embedded in shards, one per rank, and rank 0 writes the merged index.
+    Unreadable images are left out and listed in the manifest's ``skipped`` (file, reason);
+    ``strict`` stops at the first one."""
     from tgir.engine import distributed
     from tgir.engine.device import pick_device
     from tgir.models.checkpoint import load_run
@@ -234,11 +275,15 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
     if hasattr(model, "match") and kind not in ("flat", "auto"):
         raise TgirError(f"model {cfg.model['name']!r} scores every (query, image) pair with its "
                         f"matching head, which needs the stored vectors: use --kind flat")
-    cat_kind, items = read_catalog(root, split)
-    vecs = _embed_sharded(model, root, items, out, info, progress and info.is_main)
-    if vecs is None:  # a rank other than 0: its shard is written, rank 0 builds the index
+    cat_kind, items = read_catalog(root, split, missing_ok=not strict)
+    got = _embed_sharded(model, root, items, out, info, progress and info.is_main, strict)
+    if got is None:  # a rank other than 0: its shard is written, rank 0 builds the index
         distributed.barrier(info)
         return out
+    vecs, bad = got
+    skipped = [(items[j].file, why) for j, why in bad]
+    drop = {j for j, _ in bad}
+    items = [it for j, it in enumerate(items) if j not in drop]
     if kind == "auto":
         kind = "flat" if hasattr(model, "match") else choose_kind(len(vecs), vecs.shape[1])
         if backend == "milvus":
@@ -265,7 +310,8 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "normalized": bool(getattr(model, "normalize_embeddings", True)),
         "kind": kind, "params": used, "count": len(items),
         "catalog": {"root": str(root), "kind": cat_kind, "split": split},
-        "created": _now(), "updated": _now(), "processes": info.world, **extra,
+        "created": _now(), "updated": _now(), "processes": info.world,
+        "skipped": [{"file": f, "reason": why} for f, why in skipped], **extra,
     }
     old = _server_collection(out)
     entry = _write_dir(out, store, [asdict(it) for it in items], manifest)
@@ -374,9 +420,12 @@ class Index:
 
 
 def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path | None = None,
-                 split: str | None = None, progress: bool = True, device: str = "auto") -> int:
+                 split: str | None = None, progress: bool = True, device: str = "auto",
+                 strict: bool = False) -> int:
     """Embed the catalog items the index does not hold yet and append them (no rebuild).
-    Returns how many were added."""
+    Items whose files were deleted from the catalog are dropped (that rebuilds the vector
+    store from the stored vectors of the rest). Returns how many were added; the manifest's
+    ``skipped`` lists new files that could not be read, ``removed`` the dropped ids."""
     from tgir.engine.device import pick_device
     from tgir.models.checkpoint import load_run
 
@@ -387,10 +436,26 @@ def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path
     root = Path(catalog).resolve() if catalog else idx.root
     if root != idx.root:
         raise TgirError(f"--add takes items from the index's own catalog {idx.root}, not {root}")
-    _, items = read_catalog(root, split or idx.manifest["catalog"]["split"])
-    new = [it for it in items if it.id not in idx.row_of]
+    _, items = read_catalog(root, split or idx.manifest["catalog"]["split"],
+                            missing_ok=True)
+    # matched by file, so an id that depends on its neighbours (cat.png + cat.jpg -> ids with
+    # the extension) stays the one the index has
+    present = {it.file for it in items if (root / it.file).is_file()}
+    indexed = {it["file"] for it in idx.items}
+    gone = [it["id"] for it in idx.items if it["file"] not in present]
+    new = [it for it in items if it.file in present and it.file not in indexed]
+    taken = {it["id"] for it in idx.items if it["file"] in present}
+    new = [it if it.id not in taken else CatalogItem(it.file.replace("/", "__"), it.file,
+                                                     it.text, it.meta) for it in new]
+    if gone:
+        idx = _drop_items(idx, set(gone))
+    added = 0
     if new:
-        vecs = embed_catalog(model, root, new, progress=progress)
+        skipped: list[tuple[int, str]] = []
+        vecs = embed_catalog(model, root, new, progress=progress, strict=strict,
+                             skipped=skipped)
+        bad = {j for j, _ in skipped}
+        new_ok = [it for j, it in enumerate(new) if j not in bad]
         entry = idx.manifest.get("store") or {"backend": "faiss"}
         if entry.get("uri") == LITE_NAME:  # a copy of the milvus-lite store, extended
             idx.close()
@@ -399,8 +464,35 @@ def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path
         else:  # FAISS in memory, or a Milvus server (rows appended, then the manifest)
             idx.store.add(vecs)
             store = idx.store.save
-        manifest = {**idx.manifest, "count": idx.manifest["count"] + len(new),
-                    "updated": _now()}
-        _write_dir(idx.path, store, idx.items + [asdict(it) for it in new], manifest)
+        manifest = {**idx.manifest, "count": idx.manifest["count"] + len(new_ok),
+                    "updated": _now(),
+                    "skipped": [{"file": new[j].file, "reason": why} for j, why in skipped]}
+        if gone:
+            manifest["removed"] = gone
+        _write_dir(idx.path, store, idx.items + [asdict(it) for it in new_ok], manifest)
+        added = len(new_ok)
     idx.close()
-    return len(new)
+    return added
+
+
+def _drop_items(idx: Index, ids: set[str]) -> Index:
+    """Rewrite the index without ``ids`` (their files were deleted from the catalog): the
+    vector store is rebuilt, with its kind and parameters, from the kept stored vectors."""
+    keep = [i for i, it in enumerate(idx.items) if it["id"] not in ids]
+    vecs = idx.vectors()[keep]
+    items = [idx.items[i] for i in keep]
+    m = idx.manifest
+    entry = m.get("store") or {"backend": "faiss"}
+    if not items:
+        raise TgirError(f"every item of {idx.path} was deleted from its catalog: rebuild it")
+    if entry.get("backend", "faiss") == "faiss":
+        index, used = make_faiss(m["kind"], vecs.shape[1], vecs, m.get("params") or {})
+        index.add(vecs)
+        store = FaissIndex(index).save
+    else:
+        store = _milvus_writer(vecs, m["kind"], m.get("params") or {},
+                               None if entry.get("uri") == LITE_NAME else entry.get("uri"))
+    idx.close()
+    _write_dir(idx.path, store, items, {**m, "count": len(items), "updated": _now(),
+                                        "removed": sorted(ids)})
+    return Index(idx.path)

@@ -10,8 +10,9 @@
 - text only (``model.embed_text_query``) or attributes only (``model.embed_attributes``) for
   the text->image and attribute->image models that define them.
 
-A model that cannot answer a kind of query says so in a clear error. Without ``index_dir`` the
-run's own evaluation split is the catalog, indexed once into ``RUN_DIR/index``.
+A model that cannot answer a kind of query says so in a clear error naming the kinds it does
+answer (``query_kinds``). Without ``index_dir`` the run's own evaluation split is the catalog,
+indexed once into ``RUN_DIR/index``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,21 @@ from tgir.search.index import Index, build_index
 
 MAX_TEXT_CHARS = 1000
 MAX_K = 1000
+KIND_NAMES = {"composed": "reference image + text", "text": "text-only",
+              "attributes": "attribute"}
+
+
+def query_kinds(model) -> tuple[str, ...]:
+    """The query kinds a model answers: ``composed`` (a reference image or item + a text or
+    words), ``text`` (a text or words alone), ``attributes`` (an attribute set)."""
+    kinds = []
+    if hasattr(model, "compose") or hasattr(model, "refine_scores"):
+        kinds.append("composed")
+    if any(hasattr(model, a) for a in ("embed_text_query", "embed_sentences", "refine_scores")):
+        kinds.append("text")
+    if hasattr(model, "embed_attributes"):
+        kinds.append("attributes")
+    return tuple(kinds)
 
 
 @dataclass
@@ -47,6 +63,7 @@ class Query:
     minus: list[str] = field(default_factory=list)
     keep_reference: bool = False
     method: str | None = None  # seed 001 refinement: qa+saf (default), qa, saf or filter
+    image_name: str | None = None  # an upload's file name, for messages
 
     @property
     def has_reference(self) -> bool:
@@ -86,6 +103,8 @@ class Searcher:
         self._vectors: torch.Tensor | None = None  # stored vectors, for models with match()
         self._display: dict[str, str] | None = None
         self._item_words: torch.Tensor | None = None
+        self.kinds = query_kinds(self.model)
+        self.notes: list[str] = []  # what the last search had to say (unknown words, ...)
 
     def _dim(self) -> int:
         with torch.no_grad():
@@ -116,6 +135,11 @@ class Searcher:
                             f"{MAX_TEXT_CHARS}")
         if q.image is not None and q.item_id is not None:
             raise TgirError("give a reference image or a catalog item id, not both")
+        kind = q.kind()
+        if kind not in self.kinds:
+            raise TgirError(f"model {self.cfg.model['name']!r} does not answer "
+                            f"{KIND_NAMES[kind]} queries; it answers: "
+                            f"{', '.join(KIND_NAMES[k] for k in self.kinds)}")
         if q.item_id is not None and q.item_id not in self.index.row_of:
             raise TgirError(f"unknown item id {q.item_id!r}")
         if q.method is not None and not hasattr(self.model, "refine_scores"):
@@ -124,11 +148,14 @@ class Searcher:
         if not (q.text.strip() or q.plus or q.minus or q.attributes):
             raise TgirError("the modification text is empty" if q.has_reference
                             else "the query is empty: give a text, words or attributes")
+        if kind == "attributes" and (q.text.strip() or q.plus or q.minus):
+            raise TgirError("an attribute query takes attributes only, not text or words")
 
     def reference_array(self, q: Query) -> np.ndarray:
         if q.item_id is not None:
             return decode_image(self.index.image_path(q.item_id), self.model.image_size)
-        return decode_image(q.image, self.model.image_size, max_pixels=self.max_pixels)
+        return decode_image(q.image, self.model.image_size, max_pixels=self.max_pixels,
+                            name=q.image_name)
 
     @torch.no_grad()
     def embed_query(self, q: Query) -> tuple[np.ndarray, np.ndarray | None]:
@@ -154,10 +181,9 @@ class Searcher:
                                 f"queries (it needs a reference image and a text)")
             return m.embed_attributes(self.complete_attributes(q.attributes)
                                       ).float().cpu().numpy(), None
-        if not hasattr(m, "embed_text_query"):
-            raise TgirError(f"model {self.cfg.model['name']!r} does not answer text-only "
-                            f"queries: give a reference image (or item id) and a change")
         text = " ".join([q.text.strip(), *q.plus]).strip()
+        if hasattr(m, "embed_sentences"):  # the model tokenises raw text itself (HGAN)
+            return m.embed_sentences([text]).float().cpu().numpy(), None
         ids, lengths = self.vocab.encode_batch([text])
         vec = m.embed_text_query(torch.from_numpy(ids).to(self.device),
                                  torch.from_numpy(lengths).to(self.device))
@@ -167,8 +193,14 @@ class Searcher:
         """Ranked catalog items for ``q``; the reference item itself is left out unless
         ``q.keep_reference``."""
         self._validate(q, k)
+        self.notes = []
         if hasattr(self.model, "refine_scores"):  # seed 001: QA / SAF / QA+SAF / filter
             return self._refine_search(q, k)
+        if q.text and self.vocab.itos[2:]:  # a model with its own word list
+            unknown = self.unknown_words(q.text)
+            if unknown:
+                self.notes.append(f"words the model has not seen (ignored as unknown): "
+                                  f"{', '.join(unknown)}")
         vec, ref_vec = self.embed_query(q)
         exclude: set[int] = set()
         if not q.keep_reference:
@@ -207,14 +239,15 @@ class Searcher:
         return self._vectors
 
     # ------------------------------------------------------------------ seed 001 refinement
-    def word_ids(self, words: list[str]) -> torch.Tensor:
-        """Vocabulary ids of refinement words (stemmed as the catalog was, seed 001 §4.1); an
-        unknown word is an error naming the nearest vocabulary words."""
+    def word_ids(self, words: list[str], stemmed: bool = False) -> torch.Tensor:
+        """Vocabulary ids of refinement words (stemmed as the catalog was, seed 001 §4.1,
+        unless already ``stemmed``); an unknown word is an error naming the nearest
+        vocabulary words."""
         from tgir.data.catalog_words import stem
 
         out = []
         for w in words:
-            st = stem(w)
+            st = w if stemmed else stem(w)
             if st not in self.vocab.stoi or self.vocab.stoi[st] < 2:
                 raise TgirError(f"unknown refinement word {w!r}; nearest vocabulary words: "
                                 f"{', '.join(self.nearest_vocabulary(w))}")
@@ -251,12 +284,32 @@ class Searcher:
             self._item_words = m.to(self.device)
         return self._item_words
 
+    def text_word_ids(self, text: str) -> list[str]:
+        """The refinement words of a free text: the catalog's own §4.1 step (nouns and
+        adjectives, stemmed), so "a red heart" asks for red + heart; a word that remains and
+        is not in the vocabulary is an error naming the nearest ones."""
+        from tgir.data.catalog_words import analyze
+
+        if not text.strip():
+            return []
+        per_text, surface = analyze([text])
+        words = per_text[0]
+        if not words:
+            raise TgirError(f"no refinement word in {text!r}: the vocabulary holds nouns and "
+                            f"adjectives, e.g. {', '.join(self.nearest_vocabulary(text, 4))}")
+        said = {st: w for (st, w) in surface}
+        for st in words:
+            if self.vocab.stoi.get(st, 1) < 2:
+                w = said.get(st, st)
+                raise TgirError(f"unknown refinement word {w!r} in {text!r}; nearest "
+                                f"vocabulary words: {', '.join(self.nearest_vocabulary(w))}")
+        return words
+
     @torch.no_grad()
     def _refine_search(self, q: Query, k: int) -> list[Result]:
-        from tgir.data.text import tokenize
-
         m = self.model
-        plus = self.word_ids([*tokenize(q.text), *q.plus])
+        plus = torch.unique(torch.cat([self.word_ids(self.text_word_ids(q.text), stemmed=True),
+                                       self.word_ids(q.plus)]))
         minus = self.word_ids(list(q.minus))
         g = self.stored_vectors()
         f_query = None
@@ -273,6 +326,9 @@ class Searcher:
                     if float(cos[best]) > 1 - 1e-5:
                         exclude.add(best)
         method = q.method or "qa+saf"
+        if method == "filter" and not bool(self.item_words().any()):
+            raise TgirError("hard filtering (method filter) needs catalog text, and this "
+                            "catalog has none: use qa+saf, qa or saf")
         scores = m.refine_scores(f_query, plus, minus, g, method,
                                  self.item_words() if method == "filter" else None)
         top = torch.topk(scores, min(k + len(exclude), len(scores)))

@@ -22,7 +22,6 @@ from tgir import TgirError
 from tgir.search.searcher import Query, Searcher
 
 WEB = Path(__file__).parent / "web"
-MAX_SERVER_PIXELS = 25_000_000  # a 50-megapixel upload is refused before decoding
 
 
 def _words(value) -> list[str]:
@@ -84,8 +83,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
 
     index_dir = Path(index_dir)
     run = run_dir or Index(index_dir).manifest["model"]["run_dir"]
-    searcher = Searcher(run, index_dir, device=device, progress=False,
-                        max_pixels=MAX_SERVER_PIXELS, batch_requests=True)
+    searcher = Searcher(run, index_dir, device=device, progress=False, batch_requests=True)
     idx = searcher.index
     app = FastAPI(title="tgir search", version="1",
                   description="Text-guided image retrieval over one catalog index.")
@@ -113,7 +111,11 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         m = idx.manifest
         return {"status": "ok", "items": m["count"], "model": m["model"]["name"],
                 "kind": m["kind"], "dim": m["model"]["dim"],
-                "task": getattr(searcher.model, "task", "composed")}
+                "task": getattr(searcher.model, "task", "composed"),
+                "query_kinds": list(searcher.kinds),
+                "refine_methods": (["qa+saf", "qa", "saf", "filter"]
+                                   if hasattr(searcher.model, "refine_scores") else []),
+                "undesired_words": hasattr(searcher.model, "refine_scores")}
 
     @app.get("/schema")
     def schema() -> dict:
@@ -171,6 +173,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
     async def search(request: Request) -> dict:
         ctype = request.headers.get("content-type", "")
         image: bytes | None = None
+        image_name: str | None = None
         if ctype.startswith("application/json"):
             body = await request.body()
             if len(body) > max_upload_bytes:
@@ -189,11 +192,16 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
             data = {k: v for k, v in form.items() if not hasattr(v, "read")}
             upload = form.get("image")
             if upload is not None and hasattr(upload, "read"):
+                image_name = f"the uploaded image {upload.filename!r}" if getattr(
+                    upload, "filename", None) else "the uploaded image"
                 image = await upload.read(max_upload_bytes + 1)
                 if len(image) > max_upload_bytes:
-                    raise HTTPException(413, f"image over the {max_upload_bytes} byte limit")
+                    raise HTTPException(413, f"{image_name} is over the {max_upload_bytes} "
+                                             f"byte limit")
                 if not image:
-                    image = None
+                    if getattr(upload, "filename", None):  # a file was chosen, and it is empty
+                        raise HTTPException(400, f"{image_name} is empty (0 bytes)")
+                    image = None  # the browser's empty file field: no reference
         else:
             raise HTTPException(415, "send multipart/form-data or application/json")
         text = data.get("text") or ""
@@ -203,7 +211,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
                   plus=_words(data.get("plus")), minus=_words(data.get("minus")),
                   keep_reference=_bool(data.get("keep_reference", False)),
                   attributes=_attributes(data.get("attributes")),
-                  method=_method(data.get("method")))
+                  method=_method(data.get("method")), image_name=image_name)
         if q.item_id is not None and not isinstance(q.item_id, str):
             raise HTTPException(422, "item_id must be a string")
         k = _int(data.get("k"), "k", 10)
@@ -213,6 +221,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
                           "method": q.method,
                           "attributes": (searcher.complete_attributes(q.attributes)
                                          if q.attributes else None)},
+                "notes": list(searcher.notes),
                 "results": [{**asdict(h), "image": f"/items/{h.id}/image"} for h in hits]}
 
     @app.get("/", response_class=HTMLResponse)
