@@ -60,6 +60,10 @@ def _cmd_train(a: argparse.Namespace) -> None:
         cfg = config.load(a.config, a.set)
     if a.strict:
         cfg.data.strict = True
+    if a.cache_dir:
+        cfg.train.feature_cache = a.cache_dir
+    if a.device != "auto":
+        cfg.train.device = a.device
     summary = train(cfg, out, resume=a.resume, progress=not a.quiet,
                     validate=lambda m, v, s: evaluate_split(m, v, s, gallery="queries"))
     print(json.dumps(summary))
@@ -262,7 +266,7 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     line = run_demo(workdir, models=models, scale=a.scale,
                     steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet,
                     dataset=a.dataset, seeds=a.seeds, command=a.command,
-                    results_path=a.results)
+                    results_path=a.results, cache_dir=a.cache_dir)
     print(json.dumps(line), flush=True)
     if not a.no_serve:
         from tgir.search.server import serve
@@ -285,8 +289,13 @@ def _cmd_demo(a: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tgir",
-        description="Text-guided image retrieval: generate the css2d benchmark, train composed "
-                    "models (MAAF, TIRG, baselines), evaluate them and search with them.")
+        description="Text-guided image retrieval: find images by a reference image plus a "
+                    "text change, by a sentence, or by a set of attributes. Generates its own "
+                    "benchmarks (css2d, emoji, clipart), trains the models of five papers "
+                    "(MAAF with TIRG and baselines, hffca, HGAN, AIHM, the joint "
+                    "visual-textual embedding), evaluates them under their papers' protocols, "
+                    "indexes a catalog (or your own folder of images) and serves a search page.",
+        epilog="Start with `tgir demo`; `tgir COMMAND --help` explains each command.")
     p.add_argument("--version", action="version", version=f"tgir {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -314,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the model a YAML config describes (see configs/). "
                        "Writes RUN_DIR/config.yaml, vocab.json, log.csv, checkpoints/last."
                        "safetensors (every train.ckpt_every steps) and model.safetensors.")
-    t.add_argument("config", nargs="?", help="YAML config, e.g. configs/css2d/maaf.yaml")
+    t.add_argument("config", nargs="?", metavar="CONFIG",
+                   help="YAML config, e.g. configs/css2d/maaf.yaml (required unless --resume)")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.steps=500 (repeatable)")
@@ -323,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strict", action="store_true",
                    help="stop at the first missing or unreadable image (default: check all and "
                         "report them by name with counts)")
+    t.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="where a frozen backbone's features are cached (default "
+                        "$XDG_CACHE_HOME/tgir/features, i.e. ~/.cache/tgir/features)")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
 
@@ -359,27 +373,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print the command, commit, date, steps and machine")
     r.set_defaults(func=_cmd_report)
 
-    s = sub.add_parser("search", help="search: reference image + modification text (+/- words)",
-                       description="Compose a reference image (a file or a catalog item) with a "
-                       "modification text and optional --plus / --minus words, rank the "
-                       "catalog of an index (default: the run's evaluation split, indexed into "
-                       "RUN_DIR/index), "
-                       "print the top-k ids with scores and write a PNG grid of the query and "
-                       "the results. The reference item itself is left out unless "
-                       "--keep-reference.")
+    s = sub.add_parser("search", help="search a catalog: image + text, text, or attributes",
+                       description="Rank the catalog of an index (default: the run's "
+                       "evaluation split, indexed into RUN_DIR/index) for one query, print the "
+                       "top-k ids with scores and write a PNG grid of the query and the "
+                       "results. The query kinds a model answers: a reference image (--image "
+                       "or --item) + a change (--text): MAAF, TIRG, hffca, the baselines and "
+                       "the joint embedding; a text alone (--text): HGAN and the joint "
+                       "embedding; attributes (--attr): AIHM and the attribute classifier. "
+                       "Asking a model for another kind says which kinds it answers. The "
+                       "reference item itself is left out unless --keep-reference.")
     s.add_argument("run_dir", help="a directory written by tgir train")
     s.add_argument("--image", default=None, help="reference image file")
     s.add_argument("--item", default=None, help="reference: a catalog item id instead")
     s.add_argument("--text", default="", help='modification, e.g. "make top-left red"')
     s.add_argument("--plus", nargs="*", default=[], metavar="WORD",
-                   help="desired words w+ (seed 001 refinement)")
+                   help="desired words (the joint embedding's refinement, e.g. --plus red)")
     s.add_argument("--minus", nargs="*", default=[], metavar="WORD",
-                   help="undesired words w- (for models with their own word arithmetic)")
+                   help="undesired words (joint embedding only, e.g. --minus blue)")
     s.add_argument("--attr", action="append", default=[], metavar="ATTRIBUTE=VALUE",
                    help="attribute query for an attribute model (AIHM), repeatable, e.g. "
                         "--attr gender=woman --attr skin=dark")
     s.add_argument("--method", default=None, choices=["qa+saf", "qa", "saf", "filter"],
-                   help="refinement method of the joint embedding (seed 001; default qa+saf)")
+                   help="joint embedding's refinement: qa+saf (default: query arithmetic + "
+                        "soft attribute filtering), qa, saf, or filter (hard, on the "
+                        "catalog text)")
     s.add_argument("--index", default=None, help="an index directory (tgir index)")
     s.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     s.add_argument("--keep-reference", action="store_true",
@@ -404,9 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default=None, help="index directory (default RUN_DIR/index)")
     x.add_argument("--kind", default="flat",
                    choices=["auto", "flat", "flat16", "ivf", "ivf16", "hnsw"],
-                   help="flat: exact (default); flat16: exact over fp16 (half the memory); "
-                        "ivf / ivf16 / hnsw: approximate, for large catalogs; auto: chosen "
-                        "from the catalog size")
+                   help="flat: exact (the default); flat16: exact over fp16 (half the "
+                        "memory); ivf / ivf16 / hnsw: approximate, for large catalogs; auto: "
+                        "flat up to 100k vectors, flat16 up to 1M, then hnsw or ivf16")
     x.add_argument("--report", action="store_true",
                    help="measure and print build time, memory and recall@10 vs exact search "
                         "(stored in the manifest)")
@@ -445,13 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest accepted upload in MB (10)")
     v.set_defaults(func=_cmd_serve)
 
-    b = sub.add_parser("ablate", help="a paper's ablation table (hffca: seed 003 Table 1; "
-                       "hgan: seed 002 Tables 3 / 5)",
+    b = sub.add_parser("ablate", help="a paper's ablation table (hffca: Table 1 of Zhang et "
+                       "al.; hgan: Tables 3 / 5 of Zheng et al.)",
                        description="For an hffca config, train the 8 on/off combinations of "
-                       "MCF, CGP and RCC (seed 003 Table 1); for an hgan config, the sentence "
-                       "level alone, + word, + word + phrase, and soft / max-Gumbel attention "
-                       "(seed 002 Tables 3 and 5). Each row for each seed; prints mean +- std "
-                       "of the paper's metrics. Finished runs are reused.")
+                       "MCF, CGP and RCC (Table 1 of Zhang et al., Heterogeneous Feature Fusion "
+                       "and Cross-modal Alignment for Composed Image Retrieval); for an hgan "
+                       "config, the sentence level alone, + word, + word + phrase, and soft / "
+                       "max-Gumbel attention (Tables 3 and 5 of Zheng et al., Hierarchical "
+                       "Gumbel Attention Network for Text-based Person Search). Each row for "
+                       "each seed; prints mean ± std of the paper's metrics and writes a "
+                       "results file. Finished runs are reused.")
     b.add_argument("config", help="an hffca or hgan config, e.g. configs/css2d/hffca.yaml")
     b.add_argument("--out", required=True, help="directory for the runs and ablation.json")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
@@ -469,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "tgir eval.")
     bsub = bn.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     rf = bsub.add_parser(
-        "refine", help="seed 001 Table 1: SAF / QA / QA+SAF with V-nDCG, T-nDCG, MM",
-        description="Generate seed 001's multimodal refinement queries on the run's test "
+        "refine", help="Table 1 of Sadeh et al.: SAF / QA / QA+SAF with V-nDCG, T-nDCG, MM",
+        description="Generate the multimodal refinement queries of Sadeh et al. (Joint "
+        "Visual-Textual Embedding for Multimodal Style Search) on the run's test "
         "catalog (a query item + desired / undesired words of one attribute category: add, "
         "remove or replace), rank the catalog with soft attribute filtering (eq. 12), query "
         "arithmetic (eq. 9-10) and both (eq. 13), and score the top K with V-nDCG (a visual "
@@ -504,27 +526,32 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--seed", type=int, default=0, help="which random images (0)")
     h.set_defaults(func=_cmd_show)
 
-    d = sub.add_parser("demo", help="generate css2d, train and evaluate every model",
-                       description="The whole pipeline on this machine: generate css2d at demo "
-                       "scale, train MAAF, TIRG and the concat / image-only / text-only "
-                       "baselines, evaluate them next to a copy-the-source baseline, and "
-                       "print one JSON line with the results. Finished runs are reused.")
+    d = sub.add_parser("demo", help="generate a benchmark, train and evaluate its models, serve",
+                       description="The whole pipeline on this machine: generate a benchmark "
+                       "(default css2d at demo scale), train its models from the built-in "
+                       "configs, evaluate them under the paper's protocol, print one JSON line "
+                       "and write a results file, then serve the search page. css2d / emoji: "
+                       "MAAF, TIRG and the concat / image-only / text-only baselines next to "
+                       "copy-the-source (about 10 minutes); emoji_attr / css2d_attr: AIHM and "
+                       "the attribute classifier; clipart / emoji_pairs: the joint "
+                       "visual-textual embedding; css2d_text / emoji_text: HGAN. Finished runs "
+                       "are reused, interrupted ones resumed.")
     d.add_argument("--dataset", default="css2d",
                    choices=["css2d", "emoji", "emoji_attr", "css2d_attr", "clipart",
                             "emoji_pairs", "css2d_text", "emoji_text"],
-                   help="benchmark: css2d (default), emoji composed queries, or the attribute "
-                        "queries of seed 000 (AIHM): emoji_attr (person emoji: gender, skin, "
-                        "hair, role) or css2d_attr (scene: object count, first object's "
-                        "colour / shape / size); zero-shot splits; or clipart: seed 001's joint "
-                        "image / catalog-text embedding (MBMR + attributes vs MBMR vs triplet), "
-                        "emoji_pairs: the same on emoji names + keywords; css2d_text / "
-                        "emoji_text: seed 002's sentence -> image HGAN")
+                   help="benchmark: css2d (default) or emoji: reference image + text "
+                        "queries; emoji_attr (person emoji: gender, skin, hair, role) or "
+                        "css2d_attr (scene: object count, first object's colour / shape / "
+                        "size): attribute queries (AIHM) on zero-shot splits; clipart or "
+                        "emoji_pairs: the joint image / catalog-text embedding (MBMR + "
+                        "attributes vs MBMR vs triplet) and its refinement search; css2d_text / "
+                        "emoji_text: sentence -> image search (HGAN)")
     d.add_argument("--workdir", default=None,
                    help="where data and runs go (default tgir-demo, or tgir-paper)")
     d.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
-                   help="css2d scale: demo (fits 15 CPU minutes), paper (CSS size, as "
-                        "seed 004 Table 1; about 25 minutes on 2 idle cores) or tiny (a "
-                        "smoke run)")
+                   help="css2d scale: demo (fits 15 CPU minutes), paper (CSS size, as in "
+                        "MAAF's Table 1; about 25 minutes on 2 idle cores) or tiny (a smoke "
+                        "run)")
     d.add_argument("--models", default=None,
                    help="comma-separated models to train (default: maaf,tirg,concat,"
                         "image_only,text_only; for the attribute benchmarks: aihm,aihm4,"
@@ -533,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every config's training steps (default 1 for demo, 2 for "
                         "paper; e.g. 0.05 for a smoke run)")
     d.add_argument("--fresh", action="store_true", help="retrain even if runs exist")
+    d.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="where frozen backbone features are cached (default "
+                        "~/.cache/tgir/features)")
     d.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds (default 0); seed 0 trains into runs/MODEL, seed S "
                         "into runs/MODEL-seedS; the results report mean ± std")

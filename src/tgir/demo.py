@@ -109,7 +109,7 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
              fresh: bool = False, progress: bool = True, dataset: str = "css2d",
              seeds: list[int] | None = None, command: str | None = None,
-             results_path: str | Path | None = None) -> dict:
+             results_path: str | Path | None = None, cache_dir: str | None = None) -> dict:
     """Generate the benchmark (css2d at ``scale``, or emoji), train ``models`` from the
     built-in configs (their steps times ``steps_scale``) for each of ``seeds`` (seed 0 into
     ``workdir/runs/MODEL``, seed S into ``runs/MODEL-seedS``), evaluate; writes
@@ -138,6 +138,8 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
             cfg.train.lr_milestones = [int(round(x * steps_scale))
                                        for x in cfg.train.lr_milestones]
             cfg.train.seed = seed
+            if cache_dir:
+                cfg.train.feature_cache = cache_dir
             steps[m] = cfg.train.steps
             name = m if seed == 0 else f"{m}-seed{seed}"
             run = workdir / "runs" / name

@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -236,9 +237,11 @@ def _feature_cache(model, spec, images: np.ndarray, tc: config.TrainConfig,
         was = model.training
         model.eval()
         try:
-            cache.build(spec.extract, images, device, progress=progress)  # reopens its shards
+            n = cache.build(spec.extract, images, device, progress=progress)  # reopens shards
         finally:
             model.train(was)
+        print(f"feature cache: {cache.dir} ({len(cache)} images, {n} computed now; "
+              f"--cache-dir or train.feature_cache moves it)", file=sys.stderr)
     distributed.barrier(info)
     return cache if info.is_main else DiskFeatureCache(root, spec.key)
 

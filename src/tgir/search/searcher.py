@@ -359,9 +359,9 @@ class Searcher:
     def grid(self, q: Query, hits: list[Result], path: str | Path, cell: int = 128) -> Path:
         """Write a PNG: the reference image and the text, then the results with rank and
         score."""
-        pad, head = 8, 18
+        pad, head, foot = 8, 18, 30  # foot: two label lines under each result
         w = (len(hits) + 1) * (cell + pad) + pad
-        canvas = Image.new("RGB", (w, cell + 2 * head + 2 * pad), (235, 235, 235))
+        canvas = Image.new("RGB", (w, cell + head + foot + 2 * pad), (235, 235, 235))
         d = ImageDraw.Draw(canvas)
         words = " ".join([f"+{x}" for x in q.plus] + [f"-{x}" for x in q.minus])
         if q.attributes:
@@ -379,7 +379,10 @@ class Searcher:
             x = pad + j * (cell + pad)
             im = Image.fromarray(decode_image(self.index.image_path(h.id), cell))
             canvas.paste(im, (x, head + pad))
-            d.text((x, head + pad + cell + 3), f"#{h.rank} {h.id} {h.score:.2f}", fill=(0, 0, 0))
+            fit = max(4, (cell + pad - 4) // 6)  # characters of the default font per cell
+            label = h.id if len(h.id) <= fit else h.id[: fit - 2] + ".."
+            d.text((x, head + pad + cell + 3), f"#{h.rank}  {h.score:.2f}", fill=(0, 0, 0))
+            d.text((x, head + pad + cell + 15), label, fill=(60, 60, 60))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         canvas.save(path)
