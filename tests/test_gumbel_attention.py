@@ -92,3 +92,16 @@ def test_pair_kl_loss_by_hand():
             q = [1.0 if ids[i] == ids[j] else 0.0 for j in range(2)]
             total += sum(p[j] * math.log(p[j] / (q[j] + 1e-8)) for j in range(2)) / 2
     assert float(pair_kl_loss(v, t, ids)) == pytest.approx(total, rel=1e-5)
+
+
+def test_learned_scale_keeps_training_selections_close_to_evaluation():
+    """Issue 21: with the printed algorithm (beta = 1) the noise drowns the l2-normalised
+    row; HGAN's beta (4 at the start) keeps training and evaluation on the same regions."""
+    from tgir.models.gumbel_attention import selection_overlap
+
+    torch.manual_seed(0)
+    gamma = torch.randn(64, 16)
+    plain = selection_overlap(gamma, 2, scale=1.0)
+    scaled = selection_overlap(gamma, 2, scale=4.0)
+    assert plain < 0.35 and scaled > plain + 0.2, (plain, scaled)
+    assert selection_overlap(gamma, 2, scale=1e4) > 0.99  # beta -> inf: noise-free top-k

@@ -210,3 +210,20 @@ def test_every_ablation_row_can_be_named_in_rows():
 
     names = [name for rows in ROWS.values() for name, _ in rows]
     assert names and all("," not in n for n in names)
+
+
+def test_cgp_level_norm_starts_as_the_baseline():
+    """cgp_norm=level with uniform CGP weights is exactly MAAF's resolution-wise pooling."""
+    base = _model(mcf=False, cgp=False, rcc=False).eval()
+    m = _model(mcf=False, cgp=True, rcc=False, cgp_norm="level").eval()
+    m.load_state_dict(base.state_dict(), strict=False)
+    for c in (m.cgp_r, m.cgp_m, m.cgp_t):  # constant pre-softplus: uniform weights
+        torch.nn.init.zeros_(c.fc_z.weight)
+    with torch.no_grad():
+        m.gamma.copy_(torch.tensor([2 / 3, 1 / 3]))
+    b = _batch()
+    with torch.no_grad():
+        q0 = base.compose(b["source"], b["ids"], b["lengths"])
+        q1 = m.compose(b["source"], b["ids"], b["lengths"])
+        t0, t1 = base.embed_target(b["target"]), m.embed_target(b["target"])
+    assert torch.allclose(q0, q1, atol=1e-5) and torch.allclose(t0, t1, atol=1e-5)

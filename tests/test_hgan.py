@@ -115,3 +115,36 @@ def test_table3_sentence_loss_switches():
         assert torch.allclose(got, want, atol=1e-5)
     with pytest.raises(TgirError, match="sentence-level loss"):
         _model(pair=False, id_weight=0.0)
+
+
+def test_word_level_leaves_out_cls_and_sep():
+    m = _model().eval()
+    with torch.no_grad():
+        t = m.encode_texts(["a red square", "blue"])
+    # MiniLM: [CLS] a red square [SEP] -> 3 word pieces; [CLS] blue [SEP] [PAD] [PAD] -> 1
+    assert t["word_mask"].sum(1).tolist() == [3, 1]
+
+
+def test_level_weights_chosen_on_validation_never_lose_to_the_sentence_level():
+    from tgir.models.hgan import mean_ap
+
+    sp = toy_text_split(24)
+    torch.manual_seed(0)
+    m = _model()
+    imgs = torch.from_numpy(sp.images).permute(0, 3, 1, 2).float() / 255
+    caps = torch.from_numpy(np.asarray(sp.caption_labels))
+    labels = torch.from_numpy(np.asarray(sp.labels))
+    chosen = m.calibrate_levels(imgs, list(sp.captions), caps, labels)
+    assert set(chosen) == set(m.levels)
+    from tgir.models.hgan import LEVEL_WEIGHTS
+
+    assert all(w in LEVEL_WEIGHTS for w in chosen.values())
+    names = list(m.grids)
+    assert [float(m.level_weight[names.index(lv)]) for lv in chosen] == list(chosen.values())
+    m.eval()  # evaluation: no Gumbel noise, no dropout
+    with torch.no_grad():
+        img, txt = m.encode_image(imgs), m.encode_texts(list(sp.captions))
+        rel = caps[:, None] == labels[None, :]
+        sent = mean_ap(m.global_scores(img, txt).T, rel)
+        full = mean_ap(m.scores(img, txt).T, rel)
+    assert full >= sent - 1e-6

@@ -169,6 +169,20 @@ def calibrate_words(model, split: ItemTextSplit, vocab: Vocabulary, batch: int =
     model.calibrate(torch.cat(probs), torch.from_numpy(labels))
 
 
+def calibrate_levels(model, split: TextImageSplit, max_captions: int | None = None) -> None:
+    """HGAN's level weights chosen on the validation split (``HGAN.calibrate_levels``):
+    the first ``max_captions`` captions against every validation image."""
+    dev = next(model.parameters()).device
+    n = len(split.captions) if not max_captions else min(max_captions, len(split.captions))
+    chosen = model.calibrate_levels(
+        to_tensor_batch(split.images).to(dev), list(split.captions[:n]),
+        torch.from_numpy(np.asarray(split.caption_labels[:n])),
+        torch.from_numpy(np.asarray(split.labels)))
+    if chosen:
+        print("level weights chosen on validation: "
+              + ", ".join(f"{k} {v:g}" for k, v in chosen.items()), file=sys.stderr)
+
+
 def _lr_factor(tc: config.TrainConfig, step: int) -> float:
     f = tc.lr_gamma ** sum(step >= m for m in tc.lr_milestones)
     if tc.lr_decay_steps:  # smooth exponential decay: x lr_gamma every lr_decay_steps
@@ -402,6 +416,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if info.is_main:
         if hasattr(model, "calibrate"):  # per-word thresholds on validation (seed 001 §4.3)
             calibrate_words(model, val_split if val_split is not None else train_split, vocab)
+        if hasattr(model, "calibrate_levels") and val_split is not None:  # HGAN level weights
+            calibrate_levels(model, val_split, tc.val_queries)
         ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
                          {"step": tc.steps, "model": cfg.model,
                           "image_size": int(train_split.images.shape[1])})

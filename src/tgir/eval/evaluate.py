@@ -9,6 +9,7 @@ excluded from its ranking, exact top-k, and a hit is the target's label among th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,14 @@ def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
                            complete=k == len(gallery_idx))
 
     out = recall(used, np.arange(split.num_queries))
+    novel = novel_queries(split)
+    if gallery == "all" and novel is not None:
+        # CSS / css2d: generalisation to compositions never seen in training, R@1 apart for
+        # the queries whose source or target shows a held-out (colour, shape) pair
+        for name, rows in (("held-out pairs", np.flatnonzero(novel)),
+                           ("seen pairs", np.flatnonzero(~novel))):
+            if len(rows):
+                out[f"R@1 ({name})"] = recall(used, rows, (1,))["R@1"]
     cats = split.meta.get("category_images")
     if gallery == "all" and cats and "query_category" in split.meta:
         qcat = np.asarray(split.meta["query_category"])
@@ -200,6 +209,19 @@ def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
                 out[f"avg {k}"] = float(np.mean([r[k] for r in per.values()]))
             out["(R10+R50)/2"] = (out["avg R@10"] + out["avg R@50"]) / 2
     return out
+
+
+def novel_queries(split: ComposedSplit) -> np.ndarray | None:
+    """bool (Q,): the query's source or target scene holds an object whose (colour, shape)
+    is a held-out composition (css2d's ``params.holdout``, CSS's test-only pairs); None for a
+    split without scene objects."""
+    objects = split.meta.get("objects")
+    holdout = {tuple(x) for x in (split.meta.get("params") or {}).get("holdout", [])}
+    if objects is None or not holdout:
+        return None
+    img_novel = np.array([any((str(o["color"]), str(o["shape"])) in holdout for o in objs)
+                          for objs in objects], dtype=bool)
+    return img_novel[split.query_source] | img_novel[split.query_target]
 
 
 def copy_source_baseline(split: ComposedSplit, ks: tuple[int, ...] = DEFAULT_KS
@@ -256,8 +278,11 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool =
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
     """A plain text table: one row per method, one column per metric."""
-    cols = sorted({k for r in rows.values() for k in r},
-                  key=lambda k: (0, int(k.split("@")[1])) if "@" in k else (1, 0))
+    def order(k: str) -> tuple:
+        m = re.match(r"(?:\w+ )?R@(\d+)$", k)
+        return (0, int(m.group(1)), k) if m else (1, 0, k)
+
+    cols = sorted({k for r in rows.values() for k in r}, key=order)
     width = max([len(n) for n in rows] + [6])
     lines = [f"{'method':<{width}}  " + "  ".join(f"{c:>6}" for c in cols)]
     for name, r in rows.items():

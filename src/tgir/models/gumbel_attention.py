@@ -43,14 +43,16 @@ def similarity_map(v: torch.Tensor, t: torch.Tensor, t_mask: torch.Tensor | None
 
 
 def gumbel_topk(gamma: torch.Tensor, k: int, temperature: float = 1.0,
-                noise: bool = True, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
+                noise: bool = True, generator: torch.Generator | None = None,
+                scale: torch.Tensor | float = 1.0) -> torch.Tensor:
     """Algorithm 1 over the last dimension of ``gamma``: a k-hot mask per row (forward value),
-    straight-through gradients from softmax((l2norm(gamma) + G) / E). -inf entries (padding)
-    are never selected; a row with fewer than k valid entries keeps all of them."""
+    straight-through gradients from softmax((beta l2norm(gamma) + G) / E). -inf entries
+    (padding) are never selected; a row with fewer than k valid entries keeps all of them.
+    ``scale`` beta = 1 is the algorithm as printed; HGAN learns it (an inverse temperature
+    before the noise, so the noise does not drown the l2-normalised similarities)."""
     valid = torch.isfinite(gamma)
     g = torch.where(valid, gamma, torch.zeros_like(gamma))
-    g = F.normalize(g, dim=-1)  # line 8: gamma'_i <- l2norm(gamma_i)
+    g = scale * F.normalize(g, dim=-1)  # line 8: gamma'_i <- l2norm(gamma_i), times beta
     if noise:  # lines 9-10: r_i <- -log(-log(u_i)) + gamma'_i
         u = torch.rand(g.shape, generator=generator, device=g.device).clamp(1e-10, 1 - 1e-10)
         g = g - torch.log(-torch.log(u))
@@ -117,3 +119,17 @@ def pair_kl_loss(v: torch.Tensor, t: torch.Tensor, ids: torch.Tensor, eps: float
         logp = torch.log_softmax(z, dim=1)
         out = out + (p * (logp - torch.log(q + eps))).sum(1).mean()
     return out
+
+
+@torch.no_grad()
+def selection_overlap(gamma: torch.Tensor, k: int, scale: float | torch.Tensor = 1.0,
+                      temperature: float = 1.0, trials: int = 8, seed: int = 0) -> float:
+    """How much of a training-time (noisy) top-k selection equals the evaluation (noise-free)
+    one: the mean fraction of shared items over ``trials`` noise draws (random: k / m)."""
+    gen = torch.Generator(device=gamma.device).manual_seed(seed)
+    clean = gumbel_topk(gamma, k, temperature, noise=False, scale=scale) > 0.5
+    shared = []
+    for _ in range(trials):
+        noisy = gumbel_topk(gamma, k, temperature, noise=True, generator=gen, scale=scale) > 0.5
+        shared.append(((noisy & clean).sum(-1).float() / clean.sum(-1).clamp(min=1)).mean())
+    return float(torch.stack(shared).mean())

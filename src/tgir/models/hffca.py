@@ -166,11 +166,15 @@ class HFFCA(MAAF):
 
     def __init__(self, vocab_size: int, mcf: bool = True, cgp: bool = True, rcc: bool = True,
                  alpha: float = 0.7, beta: float = 0.3, max_words: int = 32,
+                 cgp_norm: str = "all",
                  levels: tuple[int, ...] = (-2, -1), blocks: int = 1, image_size: int = 64,
                  **cfg):
         super().__init__(vocab_size, levels=levels, blocks=blocks, **cfg)
         d = self.embed_dim
         self.use_mcf, self.use_cgp, self.use_rcc = mcf, cgp, rcc
+        if cgp_norm not in ("all", "level"):
+            raise TgirError(f"cgp_norm must be 'all' or 'level', got {cgp_norm!r}")
+        self.cgp_norm = cgp_norm
         self.alpha, self.beta, self.max_words = alpha, beta, max_words
         if mcf:
             # W_r is N x N over all image tokens (eq. 4): N follows from the image size
@@ -212,11 +216,22 @@ class HFFCA(MAAF):
             return self.pool(img_out, txt_out, mask)
         psi_r = torch.cat(img_out, 1)
         ones = torch.ones(psi_r.shape[:2], dtype=torch.bool, device=psi_r.device)
-        z_r = self.cgp_r(psi_r, ones, txt_out, mask)  # eq. 11-14
+        z_r = self._per_level(self.cgp_r(psi_r, ones, txt_out, mask), img_out)  # eq. 11-14
         z_m = self.cgp_m(txt_out, mask, psi_r, ones)  # eq. 15
         eq = (self.gamma[0] * (z_r[..., None] * psi_r).sum(1)
               + self.gamma[1] * (z_m[..., None] * txt_out).sum(1))  # eq. 16
         return self.norm(eq)
+
+    def _per_level(self, z: torch.Tensor, levels: list[torch.Tensor]) -> torch.Tensor:
+        """``cgp_norm="all"``: Z as eq. 14 gives it, one distribution over all N image tokens
+        (the 8x8 map then carries 64 / 80 of the weight at the start). ``"level"``: the same
+        weights renormalised within each backbone level and the levels averaged, so uniform
+        weights are exactly MAAF's resolution-wise pooling (the variant's start)."""
+        if self.cgp_norm == "all" or len(levels) == 1:
+            return z
+        parts = torch.split(z, [x.shape[1] for x in levels], 1)
+        return torch.cat([p / p.sum(1, keepdim=True).clamp(min=1e-12) / len(parts)
+                          for p in parts], 1)
 
     def target_tokens(self, images) -> list[torch.Tensor]:
         """psi_t: the image through the block with no text (also psi_r* for RCC)."""
@@ -228,7 +243,7 @@ class HFFCA(MAAF):
             return self.pool(psi, None, None)
         psi_t = torch.cat(psi, 1)
         ones = torch.ones(psi_t.shape[:2], dtype=torch.bool, device=psi_t.device)
-        z_t = self.cgp_t(psi_t, ones, None, None)  # eq. 17-19
+        z_t = self._per_level(self.cgp_t(psi_t, ones, None, None), psi)  # eq. 17-19
         return self.norm((z_t[..., None] * psi_t).sum(1))  # eq. 20
 
     def embed_target(self, images):

@@ -23,6 +23,22 @@ Sentence -> image (and image -> sentence) matching at three levels (§3, Figure 
 ``id_weight = 0`` the sentence losses, ``pretrained_text = False`` the pretrained encoder,
 for Table 3.
 At evaluation the Gumbel noise is off (deterministic).
+
+Readings and additions (issue 21; measured in the README):
+
+- Level fusion: the paper sums the three levels' similarities and gives no weighting. The
+  local eq. 8 scores are means of sigmoids (about 0.5 +- small) while the sentence cosine
+  spreads over [-1, 1]; summed unweighted they reorder the sentence ranking by noise. The
+  score here is s = s_sentence + sum_l w_l s_l with w_l chosen at the end of training on the
+  validation split (``calibrate_levels``) from ``LEVEL_WEIGHTS``, 0 included, so the
+  hierarchy never scores below the sentence level alone on validation.
+- Gumbel scale: Algorithm 1 l2-normalises each row of gamma (entries ~ +-1/sqrt(m)) and then
+  adds Gumbel noise of std 1.28, so training-time selections are close to random. A learned
+  inverse temperature beta per level and direction multiplies the normalised row before the
+  noise (``gumbel_scale``, beta = 4 at the start; beta -> infinity is the noise-free top-k).
+- The word level matches word pieces only: [CLS] / [SEP] are left out of T_w's regions.
+- ``freeze_backbone``: a frozen pretrained backbone (the paper's ResNet-50 is pretrained) has
+  its last map cached on disk by the trainer (``cache_spec``).
 """
 
 from __future__ import annotations
@@ -36,6 +52,7 @@ from torch import nn
 
 from tgir import TgirError
 from tgir.models.encoders import create_image_encoder
+from tgir.models.feature_cache import CacheSpec, backbone_key, frozen_features
 from tgir.models.gumbel_attention import (
     RegionScorer,
     gumbel_topk,
@@ -99,6 +116,21 @@ class MiniLMText(nn.Module):
         return h, enc["attention_mask"].bool().to(dev), enc["offset_mapping"]
 
 
+LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # the grid of calibrate_levels
+
+
+def mean_ap(scores: torch.Tensor, rel: torch.Tensor) -> float:
+    """mAP of each row's ranking (C, N) against its relevance (C, N) (rows without a
+    relevant item are left out); the plain formula, for choosing level weights."""
+    order = torch.argsort(scores, dim=1, descending=True)
+    r = torch.gather(rel.float(), 1, order)
+    hits = r.cumsum(1)
+    prec = hits / torch.arange(1, r.shape[1] + 1, dtype=r.dtype, device=r.device)
+    n = r.sum(1)
+    keep = n > 0
+    return float(((prec * r).sum(1)[keep] / n[keep]).mean()) if keep.any() else 0.0
+
+
 class HGAN(nn.Module):
     task = "text"
 
@@ -111,11 +143,15 @@ class HGAN(nn.Module):
                  phrase: bool = True, margin: float = 0.2, id_weight: float = 1.0,
                  pair: bool = True,
                  last4: bool = False, pretrained_text: bool = True,
-                 freeze_text: bool = True, max_len: int = 64, scorer_hidden: int = 128):
+                 freeze_text: bool = True, max_len: int = 64, scorer_hidden: int = 128,
+                 gumbel_scale: float = 4.0, freeze_backbone: bool = False):
         super().__init__()
         if attention not in ("gumbel", "soft", "max"):
             raise TgirError(f"HGAN attention must be gumbel, soft or max, not {attention!r}")
         self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
+        self.freeze_backbone = freeze_backbone
+        self.backbone.requires_grad_(not freeze_backbone)
+        self.feature_cache = None  # attached by the trainer when the backbone is frozen
         c = self.backbone.out_channels[-1]
         self.text = MiniLMText(pretrained_text, last4, max_len)
         self.text.requires_grad_(not freeze_text)
@@ -145,6 +181,12 @@ class HGAN(nn.Module):
         self.score_t2i = nn.ModuleDict({lv: RegionScorer(local_dim, scorer_hidden)
                                         for lv in self.grids})
         self.classifier = nn.Linear(embed_dim, num_ids)  # eq. 10, shared by both sides
+        # log beta per level and direction (Gumbel scale, see the module doc)
+        self.log_beta = nn.ParameterDict({
+            f"{lv}_{d}": nn.Parameter(torch.tensor(float(gumbel_scale)).log())
+            for lv in self.grids for d in ("i2t", "t2i")})
+        # w_l of the level fusion, chosen on validation (calibrate_levels); 1 until then
+        self.register_buffer("level_weight", torch.ones(len(self.grids)))
         self.k1, self.k2, self.temperature = k1, k2, temperature
         self.attention = attention
         self.levels = [lv for lv, on in (("word", word), ("phrase", phrase)) if on]
@@ -153,12 +195,25 @@ class HGAN(nn.Module):
             raise TgirError("HGAN needs a sentence-level loss: model.pair or model.id_weight")
 
     def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.backbone.parameters())
+        return [] if self.freeze_backbone else list(self.backbone.parameters())
+
+    def _last_map(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return [self.backbone(images)[-1]]
+
+    def cache_spec(self, image_size: int) -> CacheSpec | None:
+        """A frozen backbone's last map is cached (``models/feature_cache.py``)."""
+        if not self.freeze_backbone:
+            return None
+        return CacheSpec(backbone_key(self.backbone, image_size, "last-map"), self._last_map)
 
     # ------------------------------------------------------------------ encoders
     def encode_image(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """V_g (B, D) and the partitioned local sets V_w, V_p (B, N_v, C') of eq. 1."""
-        v = self.backbone(images)[-1]
+        if self.freeze_backbone:
+            self.backbone.eval()
+            v = frozen_features(self._last_map, images, self.feature_cache, self.training)[0]
+        else:
+            v = self.backbone(images)[-1]
         out = {"global": self.v_global(v.mean(dim=(2, 3)))}
         for lv, grid in self.grids.items():
             p = self.v_local[lv](F.adaptive_avg_pool2d(v, grid))
@@ -181,7 +236,10 @@ class HGAN(nn.Module):
         t_g = torch.cat([hn[0], hn[1]], 1)  # last forward and backward hidden states
         phrases, p_mask = self._phrases(texts, x, mask, offsets)
         t_p = self.t_phrase(phrases, src_key_padding_mask=~p_mask)
-        return {"word": t_w, "word_mask": mask, "global": t_g, "phrase": t_p,
+        # word-level regions: word pieces only ([CLS] / [SEP] have an empty character span)
+        pieces = mask & (offsets[..., 1] > offsets[..., 0]).to(mask.device)
+        pieces[~pieces.any(1)] = mask[~pieces.any(1)]  # keep a row that had only specials
+        return {"word": t_w, "word_mask": pieces, "global": t_g, "phrase": t_p,
                 "phrase_mask": p_mask}
 
     def _phrases(self, texts, x, mask, offsets):
@@ -204,11 +262,11 @@ class HGAN(nn.Module):
         return out, p_mask
 
     # ------------------------------------------------------------------ matching
-    def _select(self, gamma: torch.Tensor, k: int) -> torch.Tensor:
+    def _select(self, gamma: torch.Tensor, k: int, scale: str) -> torch.Tensor:
         if self.attention == "soft":  # eq. 3: every item, softmax weights
             return torch.isfinite(gamma).float()
         return gumbel_topk(gamma, 1 if self.attention == "max" else k, self.temperature,
-                           noise=self.training)
+                           noise=self.training, scale=self.log_beta[scale].exp())
 
     def local_scores(self, img: dict, txt: dict, level: str) -> torch.Tensor:
         """S at one level (eq. 8, both directions averaged) for every image x text pair."""
@@ -216,12 +274,12 @@ class HGAN(nn.Module):
         t, t_mask = txt[level], txt[f"{level}_mask"]  # (Bt, m, C)
         gamma = similarity_map(self.gamma_v[level](v), self.gamma_t[level](t), t_mask)
         # image regions attend to their top-k1 words (eq. 5-7)
-        a = self._select(gamma, self.k1)
+        a = self._select(gamma, self.k1, f"{level}_i2t")
         fused_t = torch.einsum("abnm,bmc->abnc", selection_weights(gamma, a), t)
         s_i2t = self.score_i2t[level](v[:, None], fused_t)
         # words attend to their top-k2 regions (padded words: a row of zeros, scored out)
         g_t = gamma.transpose(2, 3).nan_to_num(neginf=0.0)  # (Bi, Bt, m, n)
-        b = self._select(g_t, self.k2)
+        b = self._select(g_t, self.k2, f"{level}_t2i")
         fused_v = torch.einsum("abmn,anc->abmc", selection_weights(g_t, b), v)
         s_t2i = self.score_t2i[level](t[None], fused_v, t_mask[None])
         return (s_i2t + s_t2i) / 2
@@ -229,12 +287,63 @@ class HGAN(nn.Module):
     def global_scores(self, img: dict, txt: dict) -> torch.Tensor:
         return F.normalize(img["global"], dim=-1) @ F.normalize(txt["global"], dim=-1).T
 
-    def scores(self, img: dict, txt: dict) -> torch.Tensor:
-        """The full similarity (Bi, Bt): sentence cosine + the enabled local levels."""
+    def scores(self, img: dict, txt: dict, weights: dict[str, float] | None = None
+               ) -> torch.Tensor:
+        """The full similarity (Bi, Bt): sentence cosine + w_l x each enabled local level
+        (``weights`` overrides the calibrated ``level_weight``)."""
         s = self.global_scores(img, txt)
+        names = list(self.grids)
         for lv in self.levels:
-            s = s + self.local_scores(img, txt, lv)
+            w = (weights or {}).get(lv, float(self.level_weight[names.index(lv)]))
+            if w:
+                s = s + w * self.local_scores(img, txt, lv)
         return s
+
+    @torch.no_grad()
+    def calibrate_levels(self, images: torch.Tensor, captions: list[str],
+                         caption_ids: torch.Tensor, image_ids: torch.Tensor,
+                         rerank: int = 50) -> dict[str, float]:
+        """Choose w_l on validation (see the module doc): every caption ranks the images by
+        the sentence cosine, its ``rerank`` best are re-scored with each weighting of
+        ``LEVEL_WEIGHTS`` (one level at a time, then jointly around the best), and the
+        weights with the best mAP are kept in ``level_weight``. Returns them."""
+        if not self.levels:
+            return {}
+        was = self.training
+        self.eval()
+        img = self.encode_image(images)
+        parts = {lv: [] for lv in self.levels}
+        glob, cands = [], []
+        for c in range(0, len(captions), 32):
+            txt = self.encode_texts(captions[c:c + 32])
+            g = self.global_scores(img, txt).T  # (b, N)
+            k = min(rerank, g.shape[1])
+            cand = torch.topk(g, k, dim=1).indices
+            glob.append(torch.gather(g, 1, cand))
+            cands.append(cand)
+            for lv in self.levels:
+                rows = []
+                for j in range(len(cand)):
+                    sub = {key: v[cand[j]] for key, v in img.items()}
+                    one = {key: v[j:j + 1] for key, v in txt.items()}
+                    rows.append(self.local_scores(sub, one, lv)[:, 0])
+                parts[lv].append(torch.stack(rows))
+        g = torch.cat(glob)
+        cand = torch.cat(cands)
+        loc = {lv: torch.cat(v) for lv, v in parts.items()}
+        rel = caption_ids.to(cand.device)[:, None] == image_ids.to(cand.device)[cand]
+
+        def score(ws: dict[str, float]) -> float:
+            return mean_ap(g + sum(w * loc[lv] for lv, w in ws.items()), rel)
+
+        best = dict.fromkeys(self.levels, 0.0)
+        for lv in self.levels:  # coordinate search, each level over the grid
+            best[lv] = max(LEVEL_WEIGHTS, key=lambda w, lv=lv: (score({**best, lv: w}), -w))
+        names = list(self.grids)
+        for lv, w in best.items():
+            self.level_weight[names.index(lv)] = w
+        self.train(was)
+        return best
 
     def embed_target(self, images: torch.Tensor) -> torch.Tensor:
         """Gallery vector for the index: the sentence-level image feature (first stage)."""

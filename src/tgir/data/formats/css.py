@@ -77,5 +77,15 @@ def load(root: Path, split: str, image_size: int | None = None,
         query_text=txt,
         query_target=np.array(tgt, dtype=np.int64),
         image_ids=[p.stem for p in paths],
-        meta={"dataset": "css", "root": str(root), "objects": list(d["objects_img"])},
+        meta={"dataset": "css", "root": str(root), "objects": list(d["objects_img"]),
+              # TIRG's "novel" compositions: (colour, shape) pairs of the other splits'
+              # scenes that the train split never shows
+              "params": {"holdout": _holdout(data)}},
     )
+
+
+def _holdout(data: dict) -> list[list[str]]:
+    pairs = {name: {(str(o["color"]), str(o["shape"])) for objs in d.get("objects_img", [])
+                    for o in objs} for name, d in data.items() if isinstance(d, dict)}
+    train = pairs.get("train", set())
+    return sorted([list(x) for x in set().union(*pairs.values()) - train]) if train else []
