@@ -80,9 +80,12 @@ def test_layer_shapes_follow_the_tables(levels):
     assert z_glo.shape == (3, 1024) and z_loc.shape == (3, 4, 512)
     assert [lg.shape[1] for lg in tlogits] == [3, 3, 2, 5]
     g, q = m.embed_target(x), m.embed_attributes(a)
-    assert g.shape == q.shape == (3, 512 * 5)
+    # image side: the global + 4 local projections, then the 4 quality weights (Figure 5b)
+    assert q.shape == (3, 512 * 5) and g.shape == (3, 512 * 5 + 4)
+    rho = g[:, 512 * 5:]
+    assert float(rho.detach().min()) > 0 and float(rho.detach().max()) <= 1
     s = m.match(q, g)
-    assert s.shape == (3, 3) and float(s.min()) >= 0 and float(s.max()) <= 1
+    assert s.shape == (3, 3) and torch.isfinite(s).all()  # logits (issue 22: no sigmoid ties)
 
 
 def test_batched_match_equals_pairwise_scores():
@@ -92,7 +95,7 @@ def test_batched_match_equals_pairwise_scores():
     full = m.match(q, g, chunk=5)  # chunks smaller than one query's row
     with torch.no_grad():
         for i in range(2):
-            direct = torch.sigmoid(m.pair_logits(q[i:i + 1].expand(7, -1), g))
+            direct = m.pair_logits(q[i:i + 1].expand(7, -1), g)
             assert torch.allclose(full[i], direct, atol=1e-6)
 
 
@@ -101,6 +104,7 @@ def test_loss_trains_everything_but_a_frozen_backbone():
     m.train()
     batch = {"images": torch.rand(6, 3, 32, 32),
              "attributes": torch.tensor([[0, 1, 0, 1], [2, 0, 1, 3], [1, 2, 0, 4]] * 2)}
+    m.set_training_sets(batch["attributes"])
     out = m.loss(batch)
     assert set(out) >= {"loss", "match", "visual_cls", "text_cls"}
     out["loss"].backward()
@@ -114,14 +118,36 @@ def test_loss_trains_everything_but_a_frozen_backbone():
     assert torch.allclose(cached, m.encode_image(batch["images"]), atol=1e-6)
 
 
-def test_near_negatives_differ_in_exactly_one_attribute():
+def test_near_negatives_come_from_training_sets_only():
+    """Issue 22: a near miss is a training set one attribute away, never a test combination
+    (before, 14% of them were zero-shot test queries shown as negatives)."""
     m = _model()
     torch.manual_seed(0)
-    attrs = torch.tensor([[0, 1, 0, 1], [2, 0, 1, 3], [1, 2, 0, 4], [0, 0, 1, 0]])
-    near = m._negatives(attrs)[:, 1]
-    assert ((near != attrs).sum(1) == 1).all()
-    sizes = torch.tensor([3, 3, 2, 5])
-    assert ((near >= 0) & (near < sizes)).all()
+    train = torch.tensor([[0, 1, 0, 1], [0, 1, 0, 2], [2, 0, 1, 3], [1, 2, 0, 4], [1, 2, 1, 4],
+                          [0, 0, 1, 0]])
+    m.set_training_sets(train)
+    seen = {tuple(r) for r in train.tolist()}
+    for _ in range(20):
+        near = m._negatives(train)[:, 1]
+        assert all(tuple(r) in seen for r in near.tolist())
+        d = (near != train).sum(1)
+        # sets with a training neighbour one attribute away get one; the others another set
+        assert d[0] == 1 and d[1] == 1 and d[3] == 1 and d[4] == 1
+        assert d[2] >= 1 and d[5] >= 1
+    with pytest.raises(TgirError, match="training sets"):
+        _model()._negatives(train)
+
+
+def test_quality_weights_scale_the_local_products():
+    m = _model().eval()
+    x = torch.rand(2, 3, 32, 32)
+    g = m.embed_target(x)
+    q = m.embed_attributes(torch.tensor([[0, 1, 0, 1], [2, 0, 1, 3]]))
+    off = _model(quality=False).eval()
+    off.load_state_dict(m.state_dict())
+    g_off = off.embed_target(x)
+    assert torch.allclose(g_off[:, -4:], torch.ones(2, 4))
+    assert not torch.allclose(m.pair_logits(q, g), off.pair_logits(q, g_off))
 
 
 def test_unknown_value_names_valid_ones():

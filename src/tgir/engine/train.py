@@ -341,6 +341,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if spec is not None:  # a frozen image part: its features once per training image
         model.feature_cache = _feature_cache(model, spec, train_split.images, tc, info,
                                              device, progress)
+    if attributes and hasattr(model, "set_training_sets"):  # AIHM's near-miss negatives
+        model.set_training_sets(torch.from_numpy(np.asarray(train_split.attributes)))
     if not resume and hasattr(model, "init_from_data"):  # e.g. PCA + GloVe words (seed 001)
         model.init_from_data(train_split.images,
                              [None, None] + [full.display.get(w, w) for w in vocab.itos[2:]])

@@ -198,7 +198,8 @@ class AIHM(PooledBackbone, nn.Module):
                  image_encoder_cfg: dict | None = None, freeze_backbone: bool = False,
                  dim_loc: int = 512,
                  dim_glo: int = 1024, dim_cm: int = 512, cls_weight: float = 1.0,
-                 text_cls_weight: float = 1.0, near_negatives: bool = True):
+                 text_cls_weight: float = 1.0, near_negatives: bool = True,
+                 quality: bool = True):
         super().__init__()
         from tgir.data.wordvec import phrase_vectors
 
@@ -225,7 +226,12 @@ class AIHM(PooledBackbone, nn.Module):
         self.head = nn.Sequential(nn.Linear(dim_cm, 256), nn.ReLU(), nn.Linear(256, 128),
                                   nn.ReLU(), nn.Linear(128, 1))  # Table 7 (sigmoid in score)
         self.cls_weight, self.text_cls_weight = cls_weight, text_cls_weight
-        self.near_negatives = near_negatives
+        self.near_negatives, self.quality = near_negatives, quality
+        # the training split's attribute sets: near misses come from these only, never from a
+        # (zero-shot) test combination (set by the trainer; not saved with the model)
+        self.register_buffer("train_sets", torch.zeros(0, len(sizes), dtype=torch.long),
+                             persistent=False)
+        self._near_table: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ parts
     def attribute_ids(self, query: dict[str, str] | list[dict[str, str]]) -> torch.Tensor:
@@ -234,10 +240,22 @@ class AIHM(PooledBackbone, nn.Module):
                             device=self.fc_t_glo.weight.device)
 
     def embed_target(self, images: torch.Tensor) -> torch.Tensor:
-        """Image side, computed once per gallery image: [FC_V^glo x_glo, FC_V^loc x_loc_i ...]
-        flattened to (B, 512 (A + 1))."""
-        x_glo, x_loc, _ = self.visual(self.encode_image(images))
-        return torch.cat([self.fc_v_glo(x_glo), self.fc_v_loc(x_loc).flatten(1)], 1)
+        """Image side, computed once per gallery image: [FC_V^glo x_glo, FC_V^loc x_loc_i ...,
+        rho_1 ... rho_A] flattened to (B, 512 (A + 1) + A)."""
+        x_glo, x_loc, v_logits = self.visual(self.encode_image(images))
+        return torch.cat([self.fc_v_glo(x_glo), self.fc_v_loc(x_loc).flatten(1),
+                          self.quality_weights(v_logits)], 1)
+
+    def quality_weights(self, v_logits: list[torch.Tensor]) -> torch.Tensor:
+        """rho^loc_i of Figure 5(b), one per attribute (B, A). The supplementary draws a
+        weight on each local product before FusionCM without a formula; the main paper
+        (Dong et al., ICCV 2019) motivates a quality-aware fusion against noisy, ambiguous
+        surveillance images. Read as: the visual classifier's confidence in attribute i
+        on this image, max_v p(v | image) (an attribute the image shows ambiguously weighs
+        less); no gradient flows into the classifier through it. ``quality=False``: 1."""
+        if not self.quality:
+            return torch.ones(v_logits[0].shape[0], len(v_logits), device=v_logits[0].device)
+        return torch.stack([torch.softmax(lg.detach(), 1).amax(1) for lg in v_logits], 1)
 
     def embed_attributes(self, attrs) -> torch.Tensor:
         """Attribute-set side (Q, 512 (A + 1)); ``attrs`` is a (Q, A) id tensor or a dict /
@@ -248,17 +266,20 @@ class AIHM(PooledBackbone, nn.Module):
         return torch.cat([self.fc_t_glo(z_glo), self.fc_t_loc(z_loc).flatten(1)], 1)
 
     def pair_logits(self, q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """Matching logit of row-aligned pairs (B, D) x (B, D) -> (B,): §3 then Table 7."""
-        n = q.shape[0]
-        prod = (q * g).view(n, -1, 512)  # Hadamard products: global, then one per attribute
+        """Matching logit of row-aligned pairs: attribute side (B, 512 (A + 1)) x image side
+        (B, 512 (A + 1) + A) -> (B,): §3 then Table 7."""
+        n, a = q.shape[0], len(self.attr_names)
+        rho = g[:, q.shape[1]:]  # (B, A) quality weights of the image (Figure 5b)
+        prod = (q * g[:, :q.shape[1]]).view(n, -1, 512)  # global, then one per attribute
         s_glo = self.glo_fc(prod[:, 0])
-        s_loc = self.fusion_cm(prod[:, 1:])
+        s_loc = self.fusion_cm(prod[:, 1:] * rho.view(n, a, 1))
         s = self.fusion_cl(torch.stack([s_glo, s_loc], 1))
         return self.head(s).squeeze(1)
 
     @torch.no_grad()
     def match(self, q: torch.Tensor, g: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-        """Matching probability of every (query, image) pair (Q, G), ``chunk`` pairs at a time."""
+        """Matching logit of every (query, image) pair (Q, G), ``chunk`` pairs at a time. The
+        ranking uses the logit: the sigmoid of Table 7 saturates, and saturated scores tie."""
         nq, ng = q.shape[0], g.shape[0]
         out = torch.empty(nq, ng, device=q.device)
         per = max(1, chunk // max(nq, 1))
@@ -266,24 +287,46 @@ class AIHM(PooledBackbone, nn.Module):
             gj = g[j:j + per]
             pairs_q = q[:, None].expand(nq, len(gj), q.shape[1]).reshape(-1, q.shape[1])
             pairs_g = gj[None].expand(nq, len(gj), g.shape[1]).reshape(-1, g.shape[1])
-            out[:, j:j + per] = torch.sigmoid(self.pair_logits(pairs_q, pairs_g)).view(nq, -1)
+            out[:, j:j + per] = self.pair_logits(pairs_q, pairs_g).view(nq, -1)
         return out
 
     # ------------------------------------------------------------------ training
+    def set_training_sets(self, attrs: torch.Tensor) -> None:
+        """The training split's attribute sets (N, A): the pool of near-miss negatives."""
+        sets = torch.unique(attrs.long().to(self.train_sets.device), dim=0)
+        self.train_sets = sets
+        # for each distinct set, its training sets at Hamming distance 1 (padded with -1)
+        diff = (sets[:, None, :] != sets[None, :, :]).sum(-1) == 1
+        width = max(1, int(diff.sum(1).max())) if len(sets) else 1
+        table = torch.full((len(sets), width), -1, dtype=torch.long, device=sets.device)
+        for i in range(len(sets)):
+            nb = torch.nonzero(diff[i]).flatten()
+            table[i, :len(nb)] = nb
+        self._near_table = (table, diff.sum(1))
+
     def _negatives(self, attrs: torch.Tensor) -> torch.Tensor:
-        """Per image: another image's set, and (near_negatives) its own with one value
-        changed."""
+        """Per image: another image's set, and (near_negatives) a near miss: a training
+        set that differs from its own in exactly one attribute (another training set when
+        it has none). Near misses never come from outside the training sets, so a zero-shot
+        test combination is never shown as a negative."""
         b, a = attrs.shape
         dev = attrs.device
         shift = torch.randint(1, b, (1,), device=dev) if b > 1 else torch.zeros(1, device=dev)
         negs = [attrs.roll(int(shift), 0)]
         if self.near_negatives:
-            near = attrs.clone()
-            which = torch.randint(0, a, (b,), device=dev)
-            sizes = torch.tensor([len(v) for v in self.schema.values()], device=dev)[which]
-            step = 1 + (torch.rand(b, device=dev) * (sizes - 1)).long()  # never 0
-            near[torch.arange(b, device=dev), which] = (attrs[torch.arange(b, device=dev),
-                                                              which] + step) % sizes
+            if self._near_table is None or not len(self.train_sets):
+                raise TgirError("AIHM's near-miss negatives need the training sets "
+                                "(model.set_training_sets; the trainer sets them)")
+            table, count = self._near_table
+            sets = self.train_sets
+            # row of each image's own set among the training sets
+            own = (attrs[:, None, :] == sets[None, :, :]).all(-1).float().argmax(1)
+            n_nb = count[own]
+            pick = (torch.rand(b, device=dev) * n_nb.clamp(min=1)).long()
+            nb = table[own, pick.clamp(max=table.shape[1] - 1)]
+            n = len(sets)
+            other = (own + torch.randint(1, max(n, 2), (b,), device=dev)) % n  # not its own
+            near = sets[torch.where(n_nb > 0, nb, other)]
             negs.append(near)
         return torch.stack(negs, 1)  # (B, n_neg, A)
 
@@ -292,7 +335,8 @@ class AIHM(PooledBackbone, nn.Module):
         attribute classifier (Figures 1-4, SCE)."""
         attrs = batch["attributes"]
         x_glo, x_loc, v_logits = self.visual(self.encode_image(batch["images"]))
-        img = torch.cat([self.fc_v_glo(x_glo), self.fc_v_loc(x_loc).flatten(1)], 1)
+        img = torch.cat([self.fc_v_glo(x_glo), self.fc_v_loc(x_loc).flatten(1),
+                         self.quality_weights(v_logits)], 1)
         negs = self._negatives(attrs)
         b, k, a = negs.shape
         keep = ~(negs == attrs[:, None]).all(-1)  # a "negative" equal to the truth is not one
