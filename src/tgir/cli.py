@@ -16,6 +16,14 @@ from tgir import TgirError, __version__
 
 
 def _cmd_generate(a: argparse.Namespace) -> None:
+    if a.dataset == "folder":
+        from tgir.data.folder import write_example
+
+        if not a.source:
+            raise TgirError("generate folder needs --source DIR (a generated emoji dataset)")
+        out = write_example(a.source, a.out, a.task, limit=a.limit)
+        print(f"wrote {out} ({a.task}); next: tgir check {out}")
+        return
     if a.dataset == "emoji":
         from tgir.data import emoji
 
@@ -91,6 +99,28 @@ def _cmd_eval(a: argparse.Namespace) -> None:
                           [results.make_row(r["model"], [cfg.train.seed], [r["metrics"]],
                                             names)])
         print(f"wrote {results.write(doc, a.results)}")
+
+
+def _cmd_check(a: argparse.Namespace) -> None:
+    from tgir.data.folder import check
+
+    r = check(a.dataset_dir, a.image_size)
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(r["splits"].items()))
+    print(f"{a.dataset_dir}: {r['task']} data ({r['file']}), {r['lines']} lines, "
+          f"{r['images']} images; splits: {splits or 'none'}")
+    if "vocabulary" in r:
+        print(f"vocabulary: {r['vocabulary']} words")
+    for name, values in (r.get("attributes") or {}).items():
+        print(f"attribute {name}: {', '.join(values)}")
+    if r["ok"]:
+        print("no problems found; train with e.g. tgir train configs/folder/"
+              + {"composed": "maaf", "captions": "hgan", "attributes": "aihm"}[r["task"]]
+              + f".yaml --set data.root={a.dataset_dir} --out RUN")
+        return
+    for line in r["problems"]:
+        print(f"problem: {line}")
+    raise TgirError(f"{len(r['problems'])} kind(s) of problem in {a.dataset_dir}; nothing "
+                    f"was written")
 
 
 def _cmd_report(a: argparse.Namespace) -> None:
@@ -306,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "with CLDR names, keywords, person attributes and composed / text / "
                        "attribute benchmarks. clipart: Debian's openclipart SVGs rendered "
                        "with their titles, keywords and categories.")
-    g.add_argument("dataset", choices=["css2d", "emoji", "clipart"], help="what to generate")
+    g.add_argument("dataset", choices=["css2d", "emoji", "clipart", "folder"],
+                   help="what to generate; folder: an example of the own-data format "
+                        "(JSON Lines + images) written from a generated emoji dataset")
     g.add_argument("--out", required=True, help="output directory (replaced atomically)")
     g.add_argument("--scale", default="demo", choices=["demo", "paper", "tiny"],
                    help="demo: ~13k/6k images (minutes to train); paper: CSS size, ~19k "
@@ -316,8 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image side in pixels (css2d 64, emoji / clipart 128)")
     g.add_argument("--limit", type=int, default=None,
                    help="emoji / clipart: only the first N source entries (for a quick look)")
+    g.add_argument("--source", default=None, help="folder: the generated emoji directory")
+    g.add_argument("--task", default="composed", choices=["composed", "captions", "attributes"],
+                   help="folder: which format to write (triplets, captions or attributes)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.set_defaults(func=_cmd_generate)
+
+    c = sub.add_parser("check", help="check your own data folder before training",
+                       description="Read DIR's triplets.jsonl, captions.jsonl or "
+                       "attributes.jsonl (the own-data format, README 'Your own data'), open "
+                       "every image once and report the counts per split, the vocabulary, the "
+                       "attribute values, and every problem by kind with its line number: "
+                       "lines that are not JSON, paths outside DIR, missing / corrupt / "
+                       "duplicate images, empty texts, attribute values seen once. Exit 2 when "
+                       "there is a problem. Writes nothing.")
+    c.add_argument("dataset_dir", help="a folder with one of the JSON Lines files and images")
+    c.add_argument("--image-size", type=int, default=64,
+                   help="decode every image at this size (64), as training would")
+    c.set_defaults(func=_cmd_check)
 
     t = sub.add_parser("train", help="train a model from a YAML config",
                        description="Train the model a YAML config describes (see configs/). "

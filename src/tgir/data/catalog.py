@@ -95,6 +95,8 @@ def _folder_items(root: Path) -> list[CatalogItem]:
                                          .replace("/", "__")), f, str(d.get("text", "")),
                                      {k: v for k, v in d.items()
                                       if k not in ("id", "file", "text")}))
+    elif (root / "captions.jsonl").is_file() or (root / "attributes.jsonl").is_file():
+        items = _annotated_folder_items(root)
     else:
         files = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))
                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
@@ -105,6 +107,25 @@ def _folder_items(root: Path) -> list[CatalogItem]:
             # cat.png + cat.jpg: both kept, their ids keep the extension (cat.png, cat.jpg)
             items.append(CatalogItem(f.replace("/", "__") if stem in twice else stem, f))
     return items
+
+
+def _annotated_folder_items(root: Path) -> list[CatalogItem]:
+    """A user's captions / attributes folder (data/folder.py) as a catalog: one item per
+    image, with its first caption as text and its attributes in meta."""
+    from tgir.data.folder import parse
+
+    task, keyed, problems = parse(root)
+    problems.raise_if_any(root)
+    by_file: dict[str, CatalogItem] = {}
+    for _, d, _ in keyed:
+        f = d["file"]
+        if f not in by_file:
+            meta = {"attributes": d["attributes"]} if "attributes" in d else {}
+            if "id" in d:
+                meta["identity"] = str(d["id"])
+            by_file[f] = CatalogItem(Path(f).with_suffix("").as_posix().replace("/", "__"), f,
+                                     d.get("text", ""), meta)
+    return list(by_file.values())
 
 
 def read_catalog(root: str | Path, split: str = "test", missing_ok: bool = False

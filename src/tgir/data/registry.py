@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tgir import TgirError
-from tgir.data import clipart, css2d, emoji
+from tgir.data import clipart, css2d, emoji, folder
 from tgir.data.formats import (
     birds_to_words,
     css,
@@ -49,6 +49,9 @@ _DATASETS: dict[str, Callable[..., Split]] = {
     "rstpreid": pedes.load_rstp,
     "cub": cub_flowers.load,
     "flowers": cub_flowers.load_flowers,
+    # a user's own data: JSON Lines beside a folder of images (data/folder.py)
+    "folder": folder.load,  # triplets / captions (sentence -> image) / attributes
+    "folder_pairs": folder.load_pairs,  # captions as catalog items with words (joint)
 }
 
 

@@ -1,0 +1,168 @@
+"""A user's own data (issue 24): the JSON Lines formats, `tgir check`, seeded splits by the
+protocol's unit, bad input named by line, and the README's worked example end to end."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tgir import TgirError
+from tgir.cli import main
+from tgir.data import build, folder
+
+COLORS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 180, 40)}
+
+
+def _img(path, color, shape="square"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.new("RGB", (32, 32), (250, 250, 250))
+    from PIL import ImageDraw
+
+    d = ImageDraw.Draw(im)
+    (d.rectangle if shape == "square" else d.ellipse)([6, 6, 26, 26], fill=COLORS[color])
+    n = int(hashlib.md5(path.as_posix().encode()).hexdigest()[:8], 16)  # unique pixels
+    im.putpixel((n % 32, 0), (n % 251, 0, 0))
+    im.putpixel((0, n % 31 + 1), (0, n % 241, 0))
+    im.save(path)
+
+
+def _write(root, name, rows):
+    (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _attr_folder(tmp_path, extra=()):
+    d = tmp_path / "attrs"
+    rows = []
+    for i in range(36):
+        c, s = list(COLORS)[i % 3], ("square", "circle")[(i // 3) % 2]
+        _img(d / "img" / f"{i:03d}.png", c, s)
+        rows.append({"file": f"img/{i:03d}.png", "id": f"p{i}",
+                     "attributes": {"colour": c, "shape": s, "size": ("big", "small")[i % 2]}})
+    _write(d, "attributes.jsonl", [*rows, *extra])
+    return d
+
+
+def test_check_names_every_problem_with_its_line(tmp_path, capsys):
+    d = tmp_path / "mine"
+    _img(d / "a.png", "red")
+    _img(d / "b.png", "blue")
+    (d / "broken.png").write_bytes(b"\x89PNG not really")
+    (d / "triplets.jsonl").write_text("\n".join([
+        json.dumps({"reference": "a.png", "target": "b.png", "text": "make it blue"}),
+        "{not json",
+        json.dumps({"reference": "../secret.png", "target": "b.png", "text": "x"}),
+        json.dumps({"reference": "/etc/passwd", "target": "b.png", "text": "x"}),
+        json.dumps({"reference": "a.png", "target": "gone.png", "text": "x"}),
+        json.dumps({"reference": "a.png", "target": "broken.png", "text": "x"}),
+        json.dumps({"reference": "b.png", "target": "a.png", "text": "  "}),
+    ]) + "\n")
+    before = sorted(p.name for p in d.iterdir())
+    assert main(["check", str(d)]) == 2
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "triplets.jsonl line 2" in text and "not JSON" in text
+    assert "line 3" in text and "line 4" in text and "paths outside the folder" in text
+    assert "missing images" in text and "gone.png" in text
+    assert "unreadable images" in text and "broken.png" in text
+    assert "empty texts" in text and "line 7" in text
+    assert sorted(p.name for p in d.iterdir()) == before  # nothing written
+    with pytest.raises(TgirError, match="tgir check"):
+        build("folder", d, "train")
+
+
+def test_attribute_value_seen_once_is_named(tmp_path, capsys):
+    d = _attr_folder(tmp_path, [{"file": "img/000.png", "id": "x",
+                                 "attributes": {"colour": "mauve", "shape": "square",
+                                                "size": "big"}}])
+    assert main(["check", str(d)]) == 2
+    out = capsys.readouterr().out
+    assert "attribute values seen once" in out and "line 37" in out and "mauve" in out
+
+
+def test_seeded_splits_follow_the_protocol(tmp_path, capsys):
+    d = _attr_folder(tmp_path)
+    assert main(["check", str(d)]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    tr, te = build("folder", d, "train"), build("folder", d, "test")
+    # zero-shot: no test combination in training, every test value seen in training
+    assert {tuple(r) for r in tr.attributes}.isdisjoint({tuple(r) for r in te.attributes})
+    for j in range(3):
+        assert set(te.attributes[:, j]) <= set(tr.attributes[:, j])
+    assert len(te.images) > 0 and tr.schema == te.schema
+    # captions: identities disjoint
+    c = tmp_path / "caps"
+    rows = []
+    for i in range(20):
+        col = list(COLORS)[i % 3]
+        _img(c / f"{i}.png", col)
+        rows += [{"file": f"{i}.png", "id": f"person{i // 2}", "text": f"a {col} square"},
+                 {"file": f"{i}.png", "id": f"person{i // 2}", "text": f"{col} box"}]
+    _write(c, "captions.jsonl", rows)
+    a, b = build("folder", c, "train"), build("folder", c, "test")
+    ids_a = {a.meta["identities"][x] for x in a.labels}
+    ids_b = {b.meta["identities"][x] for x in b.labels}
+    assert ids_a.isdisjoint(ids_b) and len(b.captions) == 2 * len(b.images)
+    pairs = build("folder_pairs", c, "train")
+    assert {"blue", "green"} <= set(pairs.vocabulary)  # the catalog's §4.1 word step
+    assert 0 < len(pairs.images) <= len(a.captions)
+    # composed: a test reference is never a training reference
+    t = tmp_path / "trip"
+    rows = []
+    for i in range(30):
+        _img(t / f"{i}.png", list(COLORS)[i % 3])
+        rows.append({"reference": f"{i}.png", "target": f"{(i + 1) % 30}.png",
+                     "text": f"make it {list(COLORS)[(i + 1) % 3]}"})
+    _write(t, "triplets.jsonl", rows)
+    x, y = build("folder", t, "train"), build("folder", t, "test")
+    refs = lambda s: {s.image_ids[i] for i in s.query_source}  # noqa: E731
+    assert refs(x).isdisjoint(refs(y)) and x.num_queries + y.num_queries == 30
+
+
+def test_split_field_all_or_none(tmp_path):
+    d = tmp_path / "s"
+    _img(d / "a.png", "red")
+    _img(d / "b.png", "blue")
+    _write(d, "triplets.jsonl", [
+        {"reference": "a.png", "target": "b.png", "text": "blue", "split": "train"},
+        {"reference": "b.png", "target": "a.png", "text": "red"}])
+    task, _, problems = folder.parse(d)
+    assert any("all or none" in x for x in problems.lines())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,model", [("composed", "maaf"), ("captions", "hgan"),
+                                        ("attributes", "attr_classifier")])
+def test_worked_example(task, model, tmp_path, capsys):
+    """The README's 'Your own data' commands, on a folder written from emoji: check ->
+    train a few steps -> eval -> index -> search."""
+    from tests.test_real_images import E
+
+    if not (E.FONT.is_file() and E.EMOJI_TEST.is_file()):
+        pytest.skip("fonts-noto-color-emoji / unicode-data not installed")
+    src = E.generate(tmp_path / "emoji", size=64, limit=1700, progress=False)
+    mine = tmp_path / "my-data"
+    assert main(["generate", "folder", "--source", str(src), "--task", task, "--out",
+                 str(mine), "--limit", "200", "-q"]) == 0
+    assert main(["check", str(mine)]) == 0
+    run = tmp_path / "run"
+    sets = [f"data.root={mine}", "train.steps=3", "train.batch_size=8", "train.val_every=0"]
+    if model == "attr_classifier":
+        sets += ["model.image_encoder=small_resnet", "model.freeze_backbone=false"]
+    argv = ["train", f"configs/folder/{model}.yaml", "--out", str(run), "-q"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    assert main(["eval", str(run), "-q"]) == 0
+    assert main(["index", str(run), "--catalog", str(mine), "--out", str(tmp_path / "idx"),
+                 "-q"]) == 0
+    q = {"composed": ["--item", "train__" + next((mine / "train").iterdir()).stem.split(
+             "__")[-1], "--text", "dark skin tone"],
+         "captions": ["--text", "a woman"],
+         "attributes": ["--attr", "gender=woman"]}[task]
+    capsys.readouterr()
+    assert main(["search", str(run), "--index", str(tmp_path / "idx"), *q, "-k", "3",
+                 "--grid", str(tmp_path / "g.png"), "-q"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    assert np.isfinite(1.0)
