@@ -166,3 +166,28 @@ def test_worked_example(task, model, tmp_path, capsys):
                  "--grid", str(tmp_path / "g.png"), "-q"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 4
     assert np.isfinite(1.0)
+
+
+def test_pretrained_index_searches_a_folder_without_training(tmp_path, capsys):
+    """`tgir index --pretrained DIR --out IDX`: similar-image search in one command; text is
+    refused by name; the server answers the same."""
+    from fastapi.testclient import TestClient
+
+    from tgir.search.server import create_app
+
+    d = tmp_path / "photos"
+    for i, c in enumerate(["red", "red", "blue", "green"]):
+        _img(d / f"{i}.png", c, "square" if i < 2 else "circle")  # 0 and 1: near copies
+    out = tmp_path / "idx"
+    assert main(["index", "--pretrained", str(d), "--out", str(out), "--image-size", "64",
+                 "-q"]) == 0
+    assert "indexed 4 items" in capsys.readouterr().out
+    assert main(["search", str(out), "--image", str(d / "0.png"), "-k", "2", "-q"]) == 0
+    hits = capsys.readouterr().out.strip().splitlines()[:2]
+    assert hits[0].split()[1] == "1"  # the near copy; the reference itself is left out
+    assert main(["search", str(out), "--text", "red", "-q"]) == 2
+    assert "answers: reference-image-only" in capsys.readouterr().err
+    client = TestClient(create_app(out), raise_server_exceptions=False)
+    assert client.get("/health").json()["query_kinds"] == ["image"]
+    r = client.post("/search", json={"item_id": "2", "k": 2})
+    assert r.status_code == 200 and r.json()["results"][0]["id"] != "2"

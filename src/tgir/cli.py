@@ -155,8 +155,11 @@ def _cmd_search(a: argparse.Namespace) -> None:
         attrs[key.strip()] = value.strip()
     q = Query(text=a.text, image=a.image, item_id=a.item, plus=plus, minus=minus,
               keep_reference=a.keep_reference, attributes=attrs or None, method=a.method)
-    if q.has_reference and not (q.text.strip() or plus or minus):
-        raise TgirError("the modification text is empty")
+    if a.index is None and (Path(a.run_dir) / "manifest.json").is_file():  # an index dir
+        a.index = a.run_dir
+        a.run_dir = json.loads((Path(a.index) / "manifest.json").read_text())["model"]["run_dir"]
+        if a.grid is None:
+            a.grid = str(Path(a.index) / "search.png")
     s = Searcher(a.run_dir, a.index, device=a.device, progress=not a.quiet)
     hits = s.search(q, a.k)
     for note in s.notes:
@@ -184,6 +187,16 @@ def _cmd_index(a: argparse.Namespace) -> None:
                  + (" ..." if len(removed) > 5 else "") if removed else ""))
         _print_skipped(m)
         return
+    if a.pretrained:  # no training: the shipped EfficientNet-Lite0, image similarity
+        from tgir.search.index import pretrained_run
+
+        if a.catalog is None:
+            a.catalog = a.run_dir
+        if not a.out:
+            raise TgirError("--pretrained needs --out INDEX_DIR")
+        a.run_dir = str(pretrained_run(a.image_size))
+    elif a.catalog is None:
+        raise TgirError("tgir index needs --catalog DIR (the images to index)")
     out = Path(a.out) if a.out else Path(a.run_dir) / "index"
     params = {k: v for k, v in (("nlist", a.nlist), ("nprobe", a.nprobe), ("m", a.hnsw_m),
                                 ("ef_search", a.ef_search)) if v}
@@ -431,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "embedding; attributes (--attr): AIHM and the attribute classifier. "
                        "Asking a model for another kind says which kinds it answers. The "
                        "reference item itself is left out unless --keep-reference.")
-    s.add_argument("run_dir", help="a directory written by tgir train")
+    s.add_argument("run_dir", help="a directory written by tgir train, or an index directory "
+                                   "(its manifest names the run)")
     s.add_argument("--image", default=None, help="reference image file")
     s.add_argument("--item", default=None, help="reference: a catalog item id instead")
     s.add_argument("--text", default="", help='modification, e.g. "make top-left red"')
@@ -464,8 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "atomic: an interrupted run leaves the previous index as it was. A "
                        "catalog is a css2d directory (one split) or any folder of images "
                        "(optionally with catalog.jsonl lines {file, id, text}).")
-    x.add_argument("run_dir", help="a directory written by tgir train")
-    x.add_argument("--catalog", required=True, help="dataset directory or image folder")
+    x.add_argument("run_dir", help="a directory written by tgir train (with --pretrained: "
+                                   "the image folder to index)")
+    x.add_argument("--catalog", default=None, help="dataset directory or image folder")
+    x.add_argument("--pretrained", action="store_true",
+                   help="no trained model: index RUN_DIR's images with the shipped "
+                        "pretrained EfficientNet-Lite0 (similar-image search from a reference "
+                        "image; no text queries). E.g. tgir index --pretrained ~/Pictures "
+                        "--out my-index")
+    x.add_argument("--image-size", type=int, default=224,
+                   help="--pretrained: the side images are resized to (224)")
     x.add_argument("--split", default="test", help="split of a dataset catalog (test)")
     x.add_argument("--out", default=None, help="index directory (default RUN_DIR/index)")
     x.add_argument("--kind", default="flat",

@@ -12,6 +12,7 @@ from tgir.models.hffca import HFFCA
 from tgir.models.hgan import HGAN
 from tgir.models.joint_embedding import JointEmbedding
 from tgir.models.maaf import MAAF
+from tgir.models.pretrained import PretrainedImageFeatures
 from tgir.models.tirg import TIRG
 
 _MODELS: dict[str, type[nn.Module]] = {
@@ -25,6 +26,7 @@ _MODELS: dict[str, type[nn.Module]] = {
     "attr_classifier": AttributeClassifier,
     "joint": JointEmbedding,  # image <-> catalog words, refinement search (seed 001)
     "hgan": HGAN,  # sentence -> image, hierarchical Gumbel attention (seed 002)
+    "pretrained": PretrainedImageFeatures,  # image similarity, nothing trained (index)
 }
 
 

@@ -244,6 +244,36 @@ def _embed_sharded(model, root: Path, items: list[CatalogItem], out: Path, info,
     return merged, every
 
 
+def pretrained_run(image_size: int = 224, encoder: str = "efficientnet_lite0") -> Path:
+    """A run directory for the untrained image-similarity model (``models/pretrained.py``):
+    its config, an empty vocabulary and the shipped weights, written once into the user
+    cache (``$XDG_CACHE_HOME/tgir/pretrained``) so an index built from it can be served."""
+    import os
+
+    import torch
+
+    from tgir import config as cfgmod
+    from tgir.data.text import Vocabulary
+    from tgir.models.checkpoint import atomic_save
+    from tgir.models.registry import create_model
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tgir"
+    run = base / "pretrained" / f"{encoder}-{image_size}"
+    if (run / "model.safetensors").is_file():
+        return run
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = cfgmod.from_dict({"data": {"name": "folder", "root": ".", "image_size": image_size},
+                            "model": {"name": "pretrained", "image_encoder": encoder},
+                            "train": {"steps": 0}})
+    cfgmod.dump(cfg, run / "config.yaml")
+    Vocabulary([]).save(run / "vocab.json")
+    torch.manual_seed(0)
+    model = create_model("pretrained", image_encoder=encoder)
+    atomic_save(model.state_dict(), run / "model.safetensors",
+                {"step": 0, "model": cfg.model, "image_size": image_size})
+    return run
+
+
 def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
                 split: str = "test", params: dict | None = None, progress: bool = True,
                 device: str = "auto", backend: str = "faiss", uri: str | None = None,

@@ -37,7 +37,7 @@ from tgir.search.index import Index, build_index
 MAX_TEXT_CHARS = 1000
 MAX_K = 1000
 KIND_NAMES = {"composed": "reference image + text", "text": "text-only",
-              "attributes": "attribute"}
+              "attributes": "attribute", "image": "reference-image-only (similar images)"}
 
 
 def query_kinds(model) -> tuple[str, ...]:
@@ -50,6 +50,8 @@ def query_kinds(model) -> tuple[str, ...]:
         kinds.append("text")
     if hasattr(model, "embed_attributes"):
         kinds.append("attributes")
+    if hasattr(model, "embed_reference"):
+        kinds.append("image")
     return tuple(kinds)
 
 
@@ -71,7 +73,8 @@ class Query:
 
     def kind(self) -> str:
         if self.has_reference:
-            return "composed"
+            words = self.text.strip() or self.plus or self.minus
+            return "composed" if words else "image"
         if self.attributes:
             return "attributes"
         return "text"
@@ -136,6 +139,8 @@ class Searcher:
         if q.image is not None and q.item_id is not None:
             raise TgirError("give a reference image or a catalog item id, not both")
         kind = q.kind()
+        if kind == "image" and "composed" in self.kinds and "image" not in self.kinds:
+            raise TgirError("the modification text is empty")
         if kind not in self.kinds:
             raise TgirError(f"model {self.cfg.model['name']!r} does not answer "
                             f"{KIND_NAMES[kind]} queries; it answers: "
@@ -145,9 +150,8 @@ class Searcher:
         if q.method is not None and not hasattr(self.model, "refine_scores"):
             raise TgirError(f"model {self.cfg.model['name']!r} has no refinement methods "
                             f"(method={q.method!r} is for the joint embedding of seed 001)")
-        if not (q.text.strip() or q.plus or q.minus or q.attributes):
-            raise TgirError("the modification text is empty" if q.has_reference
-                            else "the query is empty: give a text, words or attributes")
+        if not (q.text.strip() or q.plus or q.minus or q.attributes or kind == "image"):
+            raise TgirError("the query is empty: give a text, words or attributes")
         if kind == "attributes" and (q.text.strip() or q.plus or q.minus):
             raise TgirError("an attribute query takes attributes only, not text or words")
 
@@ -162,6 +166,10 @@ class Searcher:
         """The query vector (1, D) and, for composed queries, the reference's own vector."""
         kind = q.kind()
         m = self.model
+        if kind == "image":  # a reference alone: similar images
+            ref = to_tensor_batch(self.reference_array(q)[None]).to(self.device)
+            vec = m.embed_reference(ref)
+            return vec.float().cpu().numpy(), m.embed_target(ref).float().cpu().numpy()
         if kind == "composed":
             ref = to_tensor_batch(self.reference_array(q)[None]).to(self.device)
             if hasattr(m, "refine"):  # the model's own word arithmetic (seed 001)
