@@ -65,6 +65,17 @@ def browser(tmp_path_factory):
     drv.quit()
 
 
+def _open(browser, url):
+    """Load the page and wait for the catalog's first images."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(url + "/")
+    wait.until(lambda d: d.execute_script(
+        "return document.querySelectorAll('#catalog .card img').length") > 0)
+    return wait
+
+
 def test_query_renders_images_and_click_refines(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -200,7 +211,6 @@ def test_text_only_search_on_a_model_that_takes_both(browser, tmp_path):
 
     from PIL import Image
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from tests.test_joint_embedding import toy_catalog
     from tgir import config
@@ -224,10 +234,7 @@ def test_text_only_search_on_a_model_that_takes_both(browser, tmp_path):
     (cat / "catalog.jsonl").write_text("\n".join(lines))
     srv, th, url = _serve(build_index(run, cat, tmp_path / "index", progress=False), run)
     try:
-        wait = WebDriverWait(browser, 30)
-        browser.get(url + "/")
-        wait.until(lambda d: d.execute_script(
-            "return document.querySelectorAll('#catalog .card img').length") > 0)
+        wait = _open(browser, url)
         js = browser.execute_script
         assert js("return document.getElementById('refinfo').textContent").startswith("none")
         assert browser.find_element(By.ID, "method").is_displayed()
@@ -259,21 +266,12 @@ def test_text_model_page_has_no_reference(browser, tmp_path):
 
     from PIL import Image
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.test_hgan import toy_text_split
-    from tgir import config
-    from tgir.engine.train import train
+    from tests.test_hgan import tiny_hgan_run, toy_text_split
     from tgir.search.index import build_index
 
     data = toy_text_split(24)
-    run = tmp_path / "hgan"
-    train(config.from_dict({
-        "data": {"name": "toy", "root": ".", "val_fraction": 0.0},
-        "model": {"name": "hgan", "image_encoder": "small_resnet", "embed_dim": 32,
-                  "local_dim": 32},
-        "train": {"steps": 2, "batch_size": 8, "log_every": 1}}), run, progress=False,
-        data=data)
+    run = tiny_hgan_run(tmp_path / "hgan", data)
     cat = tmp_path / "catalog"
     cat.mkdir()
     (cat / "catalog.jsonl").write_text("\n".join(
@@ -283,10 +281,7 @@ def test_text_model_page_has_no_reference(browser, tmp_path):
         Image.fromarray(data.images[i]).save(cat / f"{i:03d}.png")
     srv, th, url = _serve(build_index(run, cat, tmp_path / "index", progress=False), run)
     try:
-        wait = WebDriverWait(browser, 30)
-        browser.get(url + "/")
-        wait.until(lambda d: d.execute_script(
-            "return document.querySelectorAll('#catalog .card img').length") > 0)
+        wait = _open(browser, url)
         for hidden in ("refbox", "methodrow", "plusrow", "minusrow"):
             assert not browser.find_element(By.ID, hidden).is_displayed(), hidden
         browser.find_element(By.ID, "text").send_keys("a red square on the left")

@@ -34,6 +34,19 @@ def toy_text_split(n=48, seed=0) -> TextImageSplit:
     return TextImageSplit("toy-text", np.stack(imgs), np.array(labels), caps, np.array(owner))
 
 
+def tiny_hgan_run(run, data, steps: int = 2):
+    """A few-step HGAN run on ``data`` (plumbing tests: index, server, page)."""
+    from tgir.engine.train import train
+
+    train(config.from_dict({
+        "data": {"name": "toy", "root": ".", "val_fraction": 0.0},
+        "model": {"name": "hgan", "image_encoder": "small_resnet", "embed_dim": 32,
+                  "local_dim": 32},
+        "train": {"steps": steps, "batch_size": 8, "log_every": 1}}), run, progress=False,
+        data=data)
+    return run
+
+
 def _model(**kw):
     from tgir.models.hgan import HGAN
 

@@ -13,7 +13,7 @@ from tgir.search.index import build_index
 from tgir.search.server import create_app
 
 from .test_aihm import TOY_SCHEMA, _toy_config, toy_split
-from .test_hgan import toy_text_split
+from .test_hgan import tiny_hgan_run, toy_text_split
 from .test_joint_embedding import toy_catalog
 
 KINDS = {"composed": {"item_id": None, "text": "add small red circle to top-left"},
@@ -50,12 +50,7 @@ def app(request, tiny_run, tiny_css2d, tmp_path_factory):
         cat = _folder(tmp, data.images, attrs=attrs)
     elif request.param == "hgan":
         data = toy_text_split(24)
-        train(config.from_dict({
-            "data": {"name": "toy", "root": ".", "val_fraction": 0.0},
-            "model": {"name": "hgan", "image_encoder": "small_resnet", "embed_dim": 32,
-                      "local_dim": 32},
-            "train": {"steps": 2, "batch_size": 8, "log_every": 1}}), run, progress=False,
-            data=data)
+        tiny_hgan_run(run, data)
         cat = _folder(tmp, data.images, texts=list(data.captions))
     else:
         data = toy_catalog(48)
