@@ -167,10 +167,10 @@ def test_ablate_command_runs_every_row(tiny_css2d, tmp_path, capsys):
     assert main(["ablate", str(cfg), "--out", str(tmp_path / "ab"), "--seeds", "0", "1",
                  "-q"]) == 0
     out = capsys.readouterr().out
-    assert out.count("±") == 8 * 3 and "| hffca |" in out
+    assert out.count("±") == 9 * 3 and "| hffca |" in out
     summary = json.loads((tmp_path / "ab" / "ablation.json").read_text())["summary"]
     assert list(summary) == ["baseline", "+RCC", "+CGP", "+CGP+RCC", "+MCF", "+MCF+RCC",
-                             "+MCF+CGP", "hffca"]
+                             "+MCF+CGP", "hffca", "+CGP (level norm)"]
     from tgir import results
 
     doc = results.load(tmp_path / "ab" / "results.json")  # issue 18's schema

@@ -28,7 +28,11 @@ _HFFCA = [("baseline", False, False, False), ("+RCC", False, False, True),
           ("+MCF+CGP", True, True, False), ("hffca", True, True, True)]
 ROWS: dict[str, list[tuple[str, list[str]]]] = {
     "hffca": [(n, [f"model.mcf={a}", f"model.cgp={b}", f"model.rcc={c}"])
-              for n, a, b, c in _HFFCA],
+              for n, a, b, c in _HFFCA]
+    # a documented variant, not a Table 1 row: CGP's weights normalised per backbone level
+    # (uniform weights = MAAF's resolution-wise pooling; models/hffca.py)
+    + [("+CGP (level norm)", ["model.mcf=false", "model.cgp=true", "model.rcc=false",
+                              "model.cgp_norm=level"])],
     "hgan": [("L_ide only", ["model.word=false", "model.phrase=false", "model.pair=false"]),
              ("L_pair only", ["model.word=false", "model.phrase=false", "model.id_weight=0"]),
              ("L_ide + L_pair (no pretrained text)", [
