@@ -46,7 +46,9 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
 }
 KEYS = {"hffca": ("R@1", "R@10", "R@50"), "hgan": ("t2i R@1", "t2i R@5", "t2i R@10", "t2i mAP")}
 # evaluator key -> the paper's metric name in the results file
-PAPER_NAMES = {"hffca": {"R@1": "R@1", "R@5": "R@5", "R@10": "R@10", "R@50": "R@50"},
+PAPER_NAMES = {"hffca": {"R@1": "R@1", "R@5": "R@5", "R@10": "R@10", "R@50": "R@50",
+                         "R@1 (held-out pairs)": "R@1 held-out", "R@1 (seen pairs)": "R@1 seen",
+                         "text_swap_cos": "text-swap cos", "image_swap_cos": "image-swap cos"},
                "hgan": {"t2i R@1": "Rank-1", "t2i R@5": "Rank-5", "t2i R@10": "Rank-10",
                         "t2i mAP": "mAP"}}
 
@@ -80,7 +82,8 @@ def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
                 train(cfg, run, resume=(run / "checkpoints" / "last.safetensors").is_file(),
                       progress=progress,
                       validate=lambda m, v, s: evaluate_split(m, v, s, gallery="queries"))
-            r = evaluate_run(run, progress=False)["metrics"]
+            ev = evaluate_run(run, progress=False)
+            r = {**ev["metrics"], **ev.get("sensitivity", {})}  # does q use both inputs
             per_row.setdefault(name, []).append(r)
             print(f"{name} seed {seed}: {KEYS[model][0]} {r[KEYS[model][0]]:.3f}",
                   file=sys.stderr)
@@ -94,8 +97,11 @@ def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
                                                   indent=1))
     doc = results.new(f"{model} ablation on {base.data.name}",
                       command or f"tgir ablate {config_path} --out {out}", base.train.steps,
-                      [results.make_row(name, seeds, rs, PAPER_NAMES[model])
-                       for name, rs in per_row.items()])
+                      [results.make_row(name, seeds, rs, PAPER_NAMES[model],
+                                        scales={"text_swap_cos": 1.0, "image_swap_cos": 1.0})
+                       for name, rs in per_row.items()],
+                      digits={"text-swap cos": 2, "image-swap cos": 2},
+                      lower_is_better=["text-swap cos", "image-swap cos"])
     results.write(doc, out / "results.json")
     if results_path:
         results.write(doc, results_path)

@@ -11,8 +11,8 @@ files under ``results/``. The schema (more keys are allowed)::
 
 Metric names are the paper's protocol's (``R@1``, ``Rank-1``, ``mAP``, ``MM``, ...), in percent
 where the README shows percent. Optional keys: ``digits`` (metric -> decimals in the table,
-default 1), ``bold`` (false: no best-in-column marks), ``note`` (where the figures came
-from), per row ``columns`` (extra text columns, e.g. the training budget or the paper's
+default 1), ``bold`` (false: no best-in-column marks), ``lower_is_better`` (metrics whose
+smallest mean is the best), ``note`` (where the figures came from), per row ``columns`` (extra text columns, e.g. the training budget or the paper's
 number).
 """
 
@@ -42,12 +42,15 @@ def metric(values: list[float]) -> dict:
 
 def make_row(model: str, seeds: list[int], per_seed: list[dict[str, float]],
              names: dict[str, str], scale: float = 100.0,
-             columns: dict[str, str] | None = None) -> dict:
+             columns: dict[str, str] | None = None,
+             scales: dict[str, float] | None = None) -> dict:
     """One table row from per-seed metric dicts. ``names`` maps an evaluator key (``t2i
-    R@1``) to the paper's name (``Rank-1``); values are multiplied by ``scale`` (percent)."""
+    R@1``) to the paper's name (``Rank-1``); values are multiplied by ``scale`` (percent),
+    or by ``scales[key]`` for the keys it names (e.g. 1 for a cosine)."""
     if len(seeds) != len(per_seed):
         raise TgirError(f"row {model!r}: {len(seeds)} seeds but {len(per_seed)} results")
-    metrics = {name: metric([scale * r[key] for r in per_seed])
+    sc = scales or {}
+    metrics = {name: metric([sc.get(key, scale) * r[key] for r in per_seed])
                for key, name in names.items() if all(key in r for r in per_seed)}
     row = {"model": model, "seeds": [int(s) for s in seeds], "metrics": metrics}
     if columns:
@@ -178,8 +181,10 @@ def markdown(doc: dict, metrics: list[str] | None = None, bold: bool | None = No
                         f"(have: {', '.join(have)})")
     extra = list(dict.fromkeys(k for r in rows for k in r.get("columns", {})))
     digits = doc.get("digits", {})
-    best = {n: max((round(r["metrics"][n]["mean"], digits.get(n, 1)) for r in rows
-                    if n in r["metrics"]), default=None) for n in names}
+    lower = set(doc.get("lower_is_better", []))
+    best = {n: (min if n in lower else max)(
+        (round(r["metrics"][n]["mean"], digits.get(n, 1)) for r in rows if n in r["metrics"]),
+        default=None) for n in names}
     lines = ["| model | " + " | ".join(names + extra) + " |",
              "|---|" + "---|" * (len(names) + len(extra))]
     for r in rows:
