@@ -12,8 +12,8 @@ files under ``results/``. The schema (more keys are allowed)::
 Metric names are the paper's protocol's (``R@1``, ``Rank-1``, ``mAP``, ``MM``, ...), in percent
 where the README shows percent. Optional keys: ``digits`` (metric -> decimals in the table,
 default 1), ``bold`` (false: no best-in-column marks), ``lower_is_better`` (metrics whose
-smallest mean is the best), ``note`` (where the figures came from), per row ``columns`` (extra text columns, e.g. the training budget or the paper's
-number).
+smallest mean is the best), ``note`` (where the figures came from), per row ``columns``
+(extra text columns, e.g. the training budget or the paper's number).
 """
 
 from __future__ import annotations
