@@ -1,4 +1,4 @@
-"""AIHM retrieval cost (seed 000): the matching head scores every (attribute set, image) pair.
+"""AIHM retrieval cost (Dong et al.): the matching head scores every (attribute set, image) pair.
 
 Three ways to answer one attribute query over a gallery of G images, timed in the same run:
 

@@ -6,7 +6,7 @@
    ``cached``    the backbone frozen and its maps read from the on-disk feature cache
                  (``models/feature_cache.py``; the one-off build time is printed apart).
    Default: EfficientNet-Lite0 (ImageNet weights; tgir's default pretrained backbone),
-   ResNet-18 (seed 001's backbone) and ResNet-50 (the backbone of seeds 000, 002, 003 and 004;
+   ResNet-18 (Sadeh et al.'s backbone) and ResNet-50 (the backbone of seeds 000, 002, 003 and 004;
    random weights, the same cost) at 224 px, MAAF over their 14x14 + 7x7 maps, batch 32, the
    tiny css2d benchmark resized. The ratio is (backbone forward + backward + MAAF) / MAAF
    alone, so it grows with the backbone's cost.
@@ -121,9 +121,9 @@ def main() -> None:
     p.add_argument("--encoders", nargs="+", default=["efficientnet_lite0", "resnet18",
                                                             "resnet50"])
     p.add_argument("--embed-dim", type=int, default=256,
-                   help="MAAF width (seed 004's Fashion setting: 512)")
+                   help="MAAF width (Dodds et al.'s Fashion setting: 512)")
     p.add_argument("--blocks", type=int, default=1,
-                   help="MAAF attention blocks (seed 004's Fashion setting: 2)")
+                   help="MAAF attention blocks (Dodds et al.'s Fashion setting: 2)")
     p.add_argument("--skip-ddp", action="store_true")
     p.add_argument("--ddp-steps", type=int, default=60)
     a = p.parse_args()

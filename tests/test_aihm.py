@@ -1,4 +1,4 @@
-"""AIHM (seed 000) and the attribute-query path: layers against the supplementary's tables,
+"""AIHM (Dong et al.) and the attribute-query path: layers against the supplementary's tables,
 the balanced tree, the zero-shot split, mAP on a hand-computed case, training, search."""
 
 import json

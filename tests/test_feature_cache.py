@@ -72,7 +72,7 @@ def test_trainer_uses_the_cache_for_a_frozen_backbone(tiny_css2d, tmp_path):
 
 
 def test_pooled_and_lower_part_caches_serve_the_attribute_and_joint_models(tmp_path):
-    """AIHM caches its frozen backbone's pooled last map, the joint embedding (seed 001) the
+    """AIHM caches its frozen backbone's pooled last map, the joint embedding (Sadeh et al.) the
     output of its never-trained lower blocks; both read back what a forward pass computes,
     and the joint key ignores the top blocks that train."""
     from tgir.models.aihm import AIHM

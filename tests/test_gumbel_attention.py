@@ -1,4 +1,4 @@
-"""HGAN building blocks (seed 002): Algorithm 1, eq. 6-11 against direct computations."""
+"""HGAN building blocks (Zheng et al.): Algorithm 1, eq. 6-11 against direct computations."""
 
 import math
 

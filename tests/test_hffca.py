@@ -1,4 +1,4 @@
-"""hffca (seed 003): shapes of each equation, normalisations, switches, the captioner."""
+"""hffca (Zhang et al.): shapes of each equation, normalisations, switches, the captioner."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""HGAN (seed 002) end to end on a toy sentence -> image benchmark: shapes, deterministic
+"""HGAN (Zheng et al.) end to end on a toy sentence -> image benchmark: shapes, deterministic
 evaluation, the re-ranking protocol, text limits, and a short real training run."""
 
 import numpy as np
@@ -108,7 +108,7 @@ def test_hgan_trains_and_retrieves(tmp_path):
 
 
 def test_table3_sentence_loss_switches():
-    """L_ide only / L_pair only (seed 002 Table 3 rows 1-2) each equal their direct term."""
+    """L_ide only / L_pair only (Zheng et al. Table 3 rows 1-2) each equal their direct term."""
     from tgir.models.gumbel_attention import identification_loss, pair_kl_loss
 
     sp = toy_text_split(8)

@@ -1,4 +1,4 @@
-"""Seed 001's joint embedding: each equation against a hand computation, the §4.1 word
+"""Sadeh et al.'s joint embedding: each equation against a hand computation, the §4.1 word
 preprocessing, training + calibration on a toy catalog, and refinement search end to end."""
 
 import json
@@ -204,7 +204,7 @@ def test_joint_embedding_trains_calibrates_and_refines(tmp_path):
     assert bad.status_code == 400 and "nearest vocabulary words" in bad.json()["detail"]
     assert client.post("/search", json={"item_id": "i000", "plus": "red",
                                         "method": "x"}).status_code == 422
-    # seed 001 Table 1 protocol on the toy catalog (colour pool only)
+    # Sadeh et al. Table 1 protocol on the toy catalog (colour pool only)
     from tgir.eval.refine import markdown_table, run_refine_benchmark
 
     res = run_refine_benchmark(model, vocab, cat, cat, per_category=20, k=5, oracle_steps=20)

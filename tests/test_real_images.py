@@ -125,7 +125,7 @@ def test_clipart_generation(tmp_path):
         assert np.asarray(Image.open(out / it["file"])).min() < 250
     assert all(v >= 2 for v in doc["vocabulary"].values())
     assert {it["split"] for it in doc["items"]} == {"train", "test"}
-    # seed 001 pairs: metadata words = stemmed nouns / adjectives of title + category path
+    # Sadeh et al. pairs: metadata words = stemmed nouns / adjectives of title + category path
     pairs = build("clipart", out, "train")
     assert pairs.vocabulary and all(set(w) <= set(pairs.vocabulary) for w in pairs.words)
     assert len(pairs.images) + pairs.meta["dropped"] == sum(

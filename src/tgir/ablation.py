@@ -1,12 +1,12 @@
 """``tgir ablate``: a paper's ablation table, mean +- std over seeds.
 
-hffca: the 8 on/off combinations of MCF, CGP and RCC (seed 003 Table 1). hgan: the sentence
+hffca: the 8 on/off combinations of MCF, CGP and RCC (Zhang et al. Table 1). hgan: the sentence
 level with L_ide only, L_pair only, both without and with the pretrained text encoder, then
-+ word, + word + phrase (seed 002 Table 3), and the attention variants soft / max Gumbel
++ word, + word + phrase (Zheng et al. Table 3), and the attention variants soft / max Gumbel
 (Table 5). Top of the stack like the demo: for each row and seed it trains the config
 (``--set`` overrides apply to all), evaluates on the config's evaluation split, and writes
 ``OUT/ablation.json``, a results file (``OUT/results.json``, ``tgir.results`` schema, metric
-names as the paper's: R@K for seed 003, Rank-K / mAP for seed 002) and a markdown table.
+names as the paper's: R@K for Zhang et al., Rank-K / mAP for Zheng et al.) and a markdown table.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tgir import TgirError, config, results
 from tgir.engine.train import train
 from tgir.eval.evaluate import evaluate_run, evaluate_split
 
-# Table 1 of seed 003, in its order: (name, mcf, cgp, rcc)
+# Table 1 of Zhang et al., in its order: (name, mcf, cgp, rcc)
 _HFFCA = [("baseline", False, False, False), ("+RCC", False, False, True),
           ("+CGP", False, True, False), ("+CGP+RCC", False, True, True),
           ("+MCF", True, False, False), ("+MCF+RCC", True, False, True),

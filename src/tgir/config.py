@@ -30,7 +30,7 @@ class TrainConfig:
     queries_per_source: int = 2  # TIRG's CSS sampler: queries of one source share a batch,
     # so its other targets (near-duplicates of the right one) are the in-batch negatives
     optimizer: str = "sgd"  # sgd (momentum 0.9, as TIRG / MAAF) or adam
-    lr: float = 0.01  # everything but the image backbone (seed 004 §2.4)
+    lr: float = 0.01  # everything but the image backbone (Dodds et al. §2.4)
     backbone_lr: float = 0.001
     weight_decay: float = 1e-6
     lr_milestones: list[int] = field(default_factory=list)  # steps where lr *= lr_gamma

@@ -201,7 +201,7 @@ def markdown(doc: dict, metrics: list[str] | None = None, bold: bool | None = No
 
 
 def paper_names(keys: list[str]) -> dict[str, str]:
-    """Evaluator key -> the protocol's name in results files. Person search (seed 002: a
+    """Evaluator key -> the protocol's name in results files. Person search (Zheng et al.: a
     ``t2i mAP`` key) reports text -> image as ``Rank-K`` / ``mAP`` / ``mINP`` and image -> text
     as ``i2t Rank-K`` / ``i2t mAP``; every other protocol keeps its keys (``R@K``, ``mAP``,
     ``i2t R@K``, FashionIQ's ``(R10+R50)/2``)."""

@@ -67,7 +67,7 @@ def _annotated_items(root: Path, name: str, split: str) -> list[CatalogItem]:
                 continue
         elif split != "all" and it["split"] != split:
             continue
-        if name == "clipart":  # title + category path: the metadata seed 001 trains on
+        if name == "clipart":  # title + category path: the metadata Sadeh et al. trains on
             from tgir.data.clipart import item_text
 
             text = item_text(it)

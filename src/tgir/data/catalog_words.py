@@ -1,4 +1,4 @@
-"""Catalog text -> vocabulary words, seed 001 §4.1: (1) tokenise, (2) stem, (3) keep nouns and
+"""Catalog text -> vocabulary words, Sadeh et al. §4.1: (1) tokenise, (2) stem, (3) keep nouns and
 adjectives (part-of-speech filter), (4) drop words rarer than a frequency threshold.
 
 Tagger: spaCy's ``en_core_web_sm`` pipeline (installed offline from PyPI as
@@ -86,7 +86,7 @@ def analyze(texts: list[str], pos_filter: bool = True, batch_size: int = 256
 
 
 def build_vocabulary(word_lists: list[list[str]], min_count: int) -> list[str]:
-    """Stems present in at least ``min_count`` texts (seed 001: 500 on 0.5M items), most
+    """Stems present in at least ``min_count`` texts (Sadeh et al.: 500 on 0.5M items), most
     frequent first."""
     counts = Counter(w for words in word_lists for w in set(words))
     return [w for w, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if c >= min_count]

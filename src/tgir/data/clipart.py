@@ -5,10 +5,10 @@ package files under several categories are merged, their categories joined) is r
 cairosvg onto a white square. A file that fails to parse or render is skipped and counted by
 reason; one bad file never stops the run. Each item keeps its Dublin Core title, its keywords
 (``dc:subject``), its description and its categories (the folders it sits in): a catalog with
-noisy metadata like the retail catalog of seed 001.
+noisy metadata like the retail catalog of Sadeh et al..
 
 ``DIR/clipart.json`` also holds a train/test split for text queries (title -> image) and the
-catalog vocabulary with word counts (seed 001 §4.1 keeps words above a frequency threshold).
+catalog vocabulary with word counts (Sadeh et al. §4.1 keeps words above a frequency threshold).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def item_text(it: dict) -> str:
 
 
 def catalog_words(root: Path, min_count: int = 5) -> dict:
-    """Seed 001 §4.1 over the catalog (tokenise, stem, noun / adjective filter, frequency
+    """Sadeh et al. §4.1 over the catalog (tokenise, stem, noun / adjective filter, frequency
     threshold on the train split), cached beside ``clipart.json``."""
     from tgir.data.catalog_words import cached_vocabulary
 
@@ -161,7 +161,7 @@ def catalog_words(root: Path, min_count: int = 5) -> dict:
 
 def load_pairs(root: Path, split: str, image_size: int | None = None,
                strict: bool = False):
-    """Image-text pairs of ``split`` for the joint embedding of seed 001: each item's image and
+    """Image-text pairs of ``split`` for the joint embedding of Sadeh et al.: each item's image and
     its metadata words (title + category path)."""
     from tgir.data.catalog_words import pairs_split
 

@@ -328,7 +328,7 @@ def load(root: Path, split: str, image_size: int | None = None,
     )
 
 
-# ---------------------------------------------------------------- attribute queries (seed 000)
+# ---------------------------------------------------------------- attribute queries (Dong et al.)
 COUNT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ATTRIBUTES = {"count": list(COUNT_WORDS[1:]), "color": sorted(COLORS), "shape": list(SHAPES),
               "size": list(SIZES)}
@@ -363,7 +363,7 @@ def attribute_items(doc: dict) -> list[tuple[dict, dict, str]]:
 
 def load_attributes(root: Path, split: str, image_size: int | None = None,
                     strict: bool = False) -> AttributeSplit:
-    """css2d scenes as an attribute-query benchmark (seed 000 protocol): the images of both
+    """css2d scenes as an attribute-query benchmark (Dong et al. protocol): the images of both
     css2d splits, re-split so that no test attribute combination occurs in training."""
     root = Path(root)
     if split not in ("train", "test"):
@@ -383,7 +383,7 @@ def load_attributes(root: Path, split: str, image_size: int | None = None,
     )
 
 
-# ---------------------------------------------------------------- scene descriptions (seed 002)
+# ---------------------------------------------------------------- scene descriptions (Zheng et al.)
 def describe_scene(objects: list[dict], rng: random.Random | None = None) -> str:
     """A sentence naming every object: "a large red circle at top-left and a small blue
     triangle at bottom-right" (objects in reading order, or shuffled with ``rng``)."""
@@ -397,7 +397,7 @@ def describe_scene(objects: list[dict], rng: random.Random | None = None) -> str
 
 def load_text(root: Path, split: str, image_size: int | None = None,
               strict: bool = False):
-    """css2d scenes for sentence -> image retrieval (seed 002): two descriptions per image
+    """css2d scenes for sentence -> image retrieval (Zheng et al.): two descriptions per image
     (reading order and a shuffled order); identical scenes share an identity."""
     from tgir.data.types import TextImageSplit
 

@@ -13,8 +13,8 @@ Benchmarks built from it (all in ``DIR/emoji.json``):
   skin tone, hair, gender — with a text naming the change ("dark skin tone", "red hair",
   "woman instead of man"); train/test split by *base* (the role or activity), so no test base
   is seen in training;
-- text (seed 002): each item's name and keywords;
-- attributes (seed 000): person emoji get (gender, skin, hair, role) and a zero-shot split in
+- text (Zheng et al.): each item's name and keywords;
+- attributes (Dong et al.): person emoji get (gender, skin, hair, role) and a zero-shot split in
   which no test attribute combination occurs in training.
 """
 
@@ -277,7 +277,7 @@ def attribute_schema(items: list[dict]) -> dict[str, list[str]]:
 
 def load_attributes(root: Path, split: str, image_size: int | None = None,
                     strict: bool = False) -> AttributeSplit:
-    """Person emoji of the zero-shot attribute split (seed 000): no attribute combination of
+    """Person emoji of the zero-shot attribute split (Dong et al.): no attribute combination of
     ``test`` occurs in ``train``."""
     root = Path(root)
     doc = read_annotations(root)
@@ -308,7 +308,7 @@ def item_text(it: dict) -> str:
 
 def load_pairs(root: Path, split: str, image_size: int | None = None,
                strict: bool = False):
-    """Emoji as a second catalog for seed 001's joint embedding: each emoji's image and the
+    """Emoji as a second catalog for Sadeh et al.'s joint embedding: each emoji's image and the
     vocabulary words of its name, keywords and group (same split as the composed queries)."""
     from tgir.data.catalog_words import cached_vocabulary, pairs_split
 
@@ -329,7 +329,7 @@ def load_pairs(root: Path, split: str, image_size: int | None = None,
 
 def load_text(root: Path, split: str, image_size: int | None = None,
               strict: bool = False):
-    """Emoji for sentence -> image retrieval (seed 002): each emoji is its own identity, with
+    """Emoji for sentence -> image retrieval (Zheng et al.): each emoji is its own identity, with
     two captions, its CLDR name and its keywords (when it has any)."""
     from tgir.data.types import TextImageSplit
 

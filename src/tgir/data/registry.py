@@ -25,17 +25,17 @@ from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextIm
 Split = ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit
 _DATASETS: dict[str, Callable[..., Split]] = {
     "css2d": css2d.load,
-    "css2d_attr": css2d.load_attributes,  # scene attributes -> image, zero-shot (seed 000)
+    "css2d_attr": css2d.load_attributes,  # scene attributes -> image, zero-shot (Dong et al.)
     "css": css.load,
     "emoji": emoji.load,
-    "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (seed 000)
-    "clipart": clipart.load_pairs,  # image <-> catalog metadata words (seed 001)
-    "emoji_pairs": emoji.load_pairs,  # image <-> name + keywords words (seed 001)
-    "css2d_text": css2d.load_text,  # scene description -> scene (seed 002)
-    "emoji_text": emoji.load_text,  # emoji name / keywords -> emoji (seed 002)
-    "market1501_attr": person_attr.load,  # Market-1501 attributes (seed 000 real use)
-    "duke_attr": person_attr.load_duke,  # DukeMTMC-reID attributes (seed 000 real use)
-    "peta": peta.load,  # PETA.mat, 35 selected attributes (seed 000 real use)
+    "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (Dong et al.)
+    "clipart": clipart.load_pairs,  # image <-> catalog metadata words (Sadeh et al.)
+    "emoji_pairs": emoji.load_pairs,  # image <-> name + keywords words (Sadeh et al.)
+    "css2d_text": css2d.load_text,  # scene description -> scene (Zheng et al.)
+    "emoji_text": emoji.load_text,  # emoji name / keywords -> emoji (Zheng et al.)
+    "market1501_attr": person_attr.load,  # Market-1501 attributes (Dong et al. real use)
+    "duke_attr": person_attr.load_duke,  # DukeMTMC-reID attributes (Dong et al. real use)
+    "peta": peta.load,  # PETA.mat, 35 selected attributes (Dong et al. real use)
     # the papers' composed benchmarks (seeds 003 / 004), official layouts
     "fashioniq": fashioniq.load,
     "fashion200k": fashion200k.load,
@@ -43,7 +43,7 @@ _DATASETS: dict[str, Callable[..., Split]] = {
     "mit_states": mit_states.load,
     "birds_to_words": birds_to_words.load,
     "spot_the_diff": spot_the_diff.load,
-    # sentence -> image (seed 002 and its fine-grained protocol)
+    # sentence -> image (Zheng et al. and its fine-grained protocol)
     "cuhk_pedes": pedes.load,
     "icfg_pedes": pedes.load_icfg,
     "rstpreid": pedes.load_rstp,

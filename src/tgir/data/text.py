@@ -1,4 +1,4 @@
-"""Word tokenizer and vocabulary built from training text (seed 004 §2: LSTM over words)."""
+"""Word tokenizer and vocabulary built from training text (Dodds et al. §2: LSTM over words)."""
 
 from __future__ import annotations
 

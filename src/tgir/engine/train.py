@@ -3,7 +3,7 @@
 Seeded and reproducible (the batch and dropout randomness of step s depend only on the seed and
 s, so a resumed run continues exactly), tqdm progress, a CSV log, safetensors checkpoints with
 the config beside them, ``resume`` from the last checkpoint, CPU by default and CUDA when
-available, separate learning rates for the image backbone and the rest (seed 004 §2.4).
+available, separate learning rates for the image backbone and the rest (Dodds et al. §2.4).
 Validation uses a held-out part of the train split; the test split is never touched here.
 """
 
@@ -130,7 +130,7 @@ def attribute_batcher(split: AttributeSplit, tc: config.TrainConfig, device: tor
 
 def pairs_batcher(split: ItemTextSplit, vocab: Vocabulary, tc: config.TrainConfig,
                   device: torch.device, share: tuple[int, int] = (0, 1)) -> Batcher:
-    """Batches of catalog items (image, bag of metadata words, multi-hot labels), seed 001."""
+    """Batches of catalog items (image, bag of metadata words, multi-hot labels), Sadeh et al.."""
     def make(rng: np.random.Generator) -> dict[str, torch.Tensor]:
         i = distributed.part(rng.choice(len(split.images), size=min(tc.batch_size,
                                                                    len(split.images)),
@@ -144,7 +144,7 @@ def pairs_batcher(split: ItemTextSplit, vocab: Vocabulary, tc: config.TrainConfi
 
 def caption_batcher(split: TextImageSplit, tc: config.TrainConfig, device: torch.device,
                     share: tuple[int, int] = (0, 1)) -> Batcher:
-    """Batches of captions with their images and identities (seed 002)."""
+    """Batches of captions with their images and identities (Zheng et al.)."""
     def make(rng: np.random.Generator) -> dict:
         c = distributed.part(rng.choice(split.num_queries, size=min(tc.batch_size,
                                                                    split.num_queries),
@@ -158,7 +158,7 @@ def caption_batcher(split: TextImageSplit, tc: config.TrainConfig, device: torch
 
 @torch.no_grad()
 def calibrate_words(model, split: ItemTextSplit, vocab: Vocabulary, batch: int = 256) -> None:
-    """Per-word attribute thresholds by F-score on ``split`` (seed 001 §4.3)."""
+    """Per-word attribute thresholds by F-score on ``split`` (Sadeh et al. §4.3)."""
     model.eval()
     dev = next(model.parameters()).device
     probs = []
@@ -293,7 +293,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     attributes = isinstance(full, AttributeSplit)
     pairs = isinstance(full, ItemTextSplit)
     captions = isinstance(full, TextImageSplit)
-    if captions:  # the identity classifier's size (seed 002 eq. 10)
+    if captions:  # the identity classifier's size (Zheng et al. eq. 10)
         cfg.model.setdefault("num_ids", int(full.labels.max()) + 1)
     if attributes:
         cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
@@ -343,7 +343,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                                              device, progress)
     if attributes and hasattr(model, "set_training_sets"):  # AIHM's near-miss negatives
         model.set_training_sets(torch.from_numpy(np.asarray(train_split.attributes)))
-    if not resume and hasattr(model, "init_from_data"):  # e.g. PCA + GloVe words (seed 001)
+    if not resume and hasattr(model, "init_from_data"):  # e.g. PCA + GloVe words (Sadeh et al.)
         model.init_from_data(train_split.images,
                              [None, None] + [full.display.get(w, w) for w in vocab.itos[2:]])
     share = (info.rank, info.world)
@@ -416,7 +416,7 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if fc is not None:  # batches served from the cache vs through the backbone
         summary["feature_cache"] = {"dir": str(fc.dir), "hits": fc.hits, "misses": fc.misses}
     if info.is_main:
-        if hasattr(model, "calibrate"):  # per-word thresholds on validation (seed 001 §4.3)
+        if hasattr(model, "calibrate"):  # per-word thresholds on validation (Sadeh et al. §4.3)
             calibrate_words(model, val_split if val_split is not None else train_split, vocab)
         if hasattr(model, "calibrate_levels") and val_split is not None:  # HGAN level weights
             calibrate_levels(model, val_split, tc.val_queries)

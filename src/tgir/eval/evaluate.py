@@ -1,4 +1,4 @@
-"""The composed-retrieval evaluator (TIRG protocol, used by seed 004 on CSS).
+"""The composed-retrieval evaluator (TIRG protocol, used by Dodds et al. on CSS).
 
 The gallery (every image of the split) is embedded once in batches, every query is composed,
 similarity is the dot product of the (normalised) embeddings, the query's source image is
@@ -51,7 +51,7 @@ def rank(query_emb: np.ndarray, gallery_emb: np.ndarray, exclude: np.ndarray, k:
 def evaluate_attribute_split(model: torch.nn.Module, split: AttributeSplit,
                              ks: tuple[int, ...] = (1, 5, 10), progress: bool = False
                              ) -> dict[str, float]:
-    """Attribute-query protocol (seed 000): every distinct attribute combination of the split
+    """Attribute-query protocol (Dong et al.): every distinct attribute combination of the split
     is a query, the gallery is every image of the split, an image is relevant when its
     attribute vector equals the query's; R@1/5/10 (CMC) and mAP."""
     g = embed_images(model, split.images, progress=progress)
@@ -63,7 +63,7 @@ def evaluate_attribute_split(model: torch.nn.Module, split: AttributeSplit,
 @torch.no_grad()
 def evaluate_pairs(model: torch.nn.Module, vocab: Vocabulary, split: ItemTextSplit,
                    ks: tuple[int, ...] = (1, 5, 20), batch: int = 256) -> dict[str, float]:
-    """Seed 001 Figure 4 protocol: top-K accuracy of image -> text and text -> image over the
+    """Sadeh et al. Figure 4 protocol: top-K accuracy of image -> text and text -> image over the
     split (the matching item ranked within the top K by cosine similarity)."""
     from tgir.data.images import to_tensor_batch
 
@@ -91,7 +91,7 @@ def evaluate_pairs(model: torch.nn.Module, vocab: Vocabulary, split: ItemTextSpl
 @torch.no_grad()
 def text_image_scores(model, split: TextImageSplit, rerank: int = 50, batch: int = 64
                       ) -> np.ndarray:
-    """Caption x image scores (C, N), seed 002 at gallery scale: the sentence-level cosine
+    """Caption x image scores (C, N), Zheng et al. at gallery scale: the sentence-level cosine
     ranks every image; the ``rerank`` best of each caption are then scored with the full
     hierarchical similarity (global + word + phrase) and moved ahead of the rest in that
     order. ``rerank >= N`` is the exact full computation."""
@@ -121,7 +121,7 @@ def text_image_scores(model, split: TextImageSplit, rerank: int = 50, batch: int
 
 def evaluate_text_image(model, split: TextImageSplit, ks: tuple[int, ...] = (1, 5, 10),
                         rerank: int = 50) -> dict[str, float]:
-    """Seed 002 protocol: text -> image Rank-1/5/10, mAP and mINP with identity relevance, and
+    """Zheng et al. protocol: text -> image Rank-1/5/10, mAP and mINP with identity relevance, and
     the same for image -> text on the same score matrix. A split with ``meta["protocol"] ==
     "class"`` (CUB / Flowers) is scored by ``class_protocol`` instead."""
     s = text_image_scores(model, split, rerank)

@@ -1,4 +1,4 @@
-"""Figures people would rather look at than read: validation curves over training (seed 001
+"""Figures people would rather look at than read: validation curves over training (Sadeh et al.
 Figure 4: top-K accuracy of MBMR vs triplet vs MBMR + attributes)."""
 
 from __future__ import annotations

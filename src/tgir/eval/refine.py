@@ -1,4 +1,4 @@
-"""Seed 001 §6: the multimodal refinement benchmark and its metrics (V-nDCG, T-nDCG, MM).
+"""Sadeh et al. §6: the multimodal refinement benchmark and its metrics (V-nDCG, T-nDCG, MM).
 
 Queries: a random test catalog item plus desired / undesired words from a pool of common
 attributes of one category, by one of three operations: add (w+ the item lacks), remove (w- the
@@ -154,7 +154,7 @@ def _fit(oracle, opt, a, b, steps, batch, margin, rng) -> None:
 def run_refine_benchmark(model, vocab, train: ItemTextSplit, test: ItemTextSplit,
                          per_category: int = 200, k: int = 10, seed: int = 0,
                          oracle_steps: int = 400) -> dict:
-    """Seed 001 Table 1 on ``test``: rows per attribute category + overall, columns V-nDCG /
+    """Sadeh et al. Table 1 on ``test``: rows per attribute category + overall, columns V-nDCG /
     T-nDCG / MM per method."""
     if not hasattr(model, "refine_scores"):
         raise TgirError("the refinement benchmark needs the joint embedding (model.name: joint)")
@@ -200,7 +200,7 @@ def run_refine_benchmark(model, vocab, train: ItemTextSplit, test: ItemTextSplit
 
 
 def markdown_table(result: dict) -> str:
-    """The result as a table like seed 001 Table 1 (best MM per row in bold)."""
+    """The result as a table like Sadeh et al. Table 1 (best MM per row in bold)."""
     head = "| | " + " | ".join(f"{m.upper()} V-nDCG | {m.upper()} T-nDCG | {m.upper()} MM"
                                for m in METHODS) + " |"
     lines = [head, "|---" * (1 + 3 * len(METHODS)) + "|"]

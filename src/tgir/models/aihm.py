@@ -1,4 +1,4 @@
-"""AIHM: Attribute-Image Hierarchical Matching (seed 000, the supplementary of "Person Search
+"""AIHM: Attribute-Image Hierarchical Matching (Dong et al., the supplementary of "Person Search
 by Text Attribute Query as Zero-Shot Learning", ICCV 2019).
 
 A query is a set of attribute values (one per attribute: "woman, dark skin, red hair, cook");
@@ -45,7 +45,7 @@ from tgir.models.encoders import PooledBackbone, create_image_encoder
 
 
 def balanced_tree(n_attr: int, leaves: int = 4) -> tuple[list[list[int]], list[list[int]]]:
-    """Seed 000 Figure 2: a balanced binary tree over the attributes, k ~ N_attr / 4 per leaf.
+    """Dong et al. Figure 2: a balanced binary tree over the attributes, k ~ N_attr / 4 per leaf.
 
     Returns the leaf groups (attribute indices under each FC2,i) and the level-1 nodes (leaf
     indices under each FC1,i).
@@ -183,7 +183,7 @@ class TextualEmbedding(nn.Module):
 
 
 class AIHM(PooledBackbone, nn.Module):
-    """Attribute set -> image matching (seed 000). ``schema``: attribute -> its values.
+    """Attribute set -> image matching (Dong et al.). ``schema``: attribute -> its values.
 
     Retrieval interface: ``embed_target(images)`` and ``embed_attributes(attrs)`` give the
     projected image / attribute-set sides once (Table 6's FC_V, FC_T), ``match(q, g)`` runs the

@@ -1,4 +1,4 @@
-"""The plain attribute-classifier baseline for attribute queries (seed 000's comparison).
+"""The plain attribute-classifier baseline for attribute queries (Dong et al.'s comparison).
 
 One softmax classifier per attribute on the pooled backbone feature; an attribute set is
 scored by the product of its values' predicted probabilities. In log space that is a dot

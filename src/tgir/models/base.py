@@ -21,7 +21,7 @@ from tgir.models.losses import LOSSES
 
 class ScaledNorm(nn.Module):
     """l2-normalise and multiply by a learned scale initialised to 4 (TIRG's normalisation
-    layer; seed 004 §2.3: "it is important to learn it")."""
+    layer; Dodds et al. §2.3: "it is important to learn it")."""
 
     def __init__(self, init: float = 4.0, learn: bool = True):
         super().__init__()
@@ -53,7 +53,7 @@ class ComposedModel(nn.Module):
         self.loss_name = loss
 
     def backbone_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained at the backbone learning rate (seed 004 §2.4)."""
+        """Parameters trained at the backbone learning rate (Dodds et al. §2.4)."""
         return [] if self.freeze_backbone else list(self.backbone.parameters())
 
     def cache_spec(self, image_size: int) -> CacheSpec | None:

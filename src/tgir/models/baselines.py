@@ -1,4 +1,4 @@
-"""The single-modality and concatenation baselines of TIRG / seed 004 (Table 6 "Image only",
+"""The single-modality and concatenation baselines of TIRG / Dodds et al. (Table 6 "Image only",
 "Text only"; TIRG's "Concat"). Same encoders and loss as TIRG, only the composer differs."""
 
 from __future__ import annotations

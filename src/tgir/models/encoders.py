@@ -1,7 +1,7 @@
 """Image backbones and the word-level text encoder shared by the composed models.
 
 Image encoders return a list of feature maps, finest first, so a model can take the last one
-(TIRG: global pooled feature) or several (MAAF: multi-resolution tokens, seed 004 §2).
+(TIRG: global pooled feature) or several (MAAF: multi-resolution tokens, Dodds et al. §2).
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class _TVBottleneck(nn.Module):
 
 
 class TorchvisionResNet(nn.Module):
-    """ResNet-18 (seed 001's backbone) or ResNet-50 (the backbone of seeds 000, 002, 003 and
+    """ResNet-18 (Sadeh et al.'s backbone) or ResNet-50 (the backbone of seeds 000, 002, 003 and
     004) in torchvision's layout, for users who have ImageNet weights: ``weights_path`` is a
     torchvision ``resnet18`` / ``resnet50`` state dict (.pth, loaded with
     ``weights_only=True``, or .safetensors; ``fc.*`` is ignored). Nothing is downloaded;
@@ -275,7 +275,7 @@ class TextFeatures:
 
 
 class LSTMTextEncoder(nn.Module):
-    """Word embeddings (random init) + single-layer LSTM, seed 004 §2 / TIRG's text model."""
+    """Word embeddings (random init) + single-layer LSTM, Dodds et al. §2 / TIRG's text model."""
 
     def __init__(self, vocab_size: int, word_dim: int = 256, hidden: int = 256):
         super().__init__()

@@ -2,7 +2,7 @@
 
 Every model with a frozen image part says what to cache through ``cache_spec(image_size)``
 (a ``CacheSpec``: a key and the function computing the features): composed models their
-backbone maps, the attribute models (seed 000) the pooled last map, the joint embedding (seed
+backbone maps, the attribute models (Dong et al.) the pooled last map, the joint embedding (seed
 001) the output of the backbone's never-trained lower blocks. The trainer builds the cache
 before training and attaches it as ``model.feature_cache``.
 

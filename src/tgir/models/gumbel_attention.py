@@ -1,4 +1,4 @@
-"""HGAN's Gumbel top-k attention and matching objectives (seed 002, Zheng et al., MM 2020).
+"""HGAN's Gumbel top-k attention and matching objectives (Zheng et al., Zheng et al., MM 2020).
 
 The building blocks of the hierarchical Gumbel attention network, each named after its
 equation; ``models/hgan.py`` (in progress, issue 7) assembles them with the visual partitions

@@ -1,4 +1,4 @@
-"""hffca: composed retrieval with MCF + CGP + RCC on a MAAF baseline (seed 003).
+"""hffca: composed retrieval with MCF + CGP + RCC on a MAAF baseline (Zhang et al.).
 
 The baseline (§3.2) is MAAF with ONE shared Transformer block over [phi_r, phi_m]; its output
 Psi = [psi_r, psi_m] feeds three modules, each switchable (the 8 rows of Table 1):
@@ -161,7 +161,7 @@ class RelativeCaptioner(nn.Module):
 
 
 class HFFCA(MAAF):
-    """Seed 003's model. ``mcf`` / ``cgp`` / ``rcc`` switch the modules (Table 1 ablation);
+    """Zhang et al.'s model. ``mcf`` / ``cgp`` / ``rcc`` switch the modules (Table 1 ablation);
     ``alpha`` / ``beta`` weigh L_bat and L_rel (eq. 29)."""
 
     def __init__(self, vocab_size: int, mcf: bool = True, cgp: bool = True, rcc: bool = True,

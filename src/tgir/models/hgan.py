@@ -1,4 +1,4 @@
-"""HGAN: hierarchical Gumbel attention network for text-based person search (seed 002).
+"""HGAN: hierarchical Gumbel attention network for text-based person search (Zheng et al.).
 
 Sentence -> image (and image -> sentence) matching at three levels (§3, Figure 2):
 

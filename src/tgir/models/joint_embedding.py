@@ -1,4 +1,4 @@
-"""Joint visual-textual embedding for multimodal style search (seed 001, Sadeh et al., 2019).
+"""Joint visual-textual embedding for multimodal style search (Sadeh et al., Sadeh et al., 2019).
 
 Training (§4, Figure 2): an image encoder (pretrained CNN + FC projection to the joint space),
 a text encoder that sums the word embeddings of the item's bag of metadata words, and an
@@ -82,7 +82,7 @@ def best_f1_thresholds(probs: np.ndarray, labels: np.ndarray, grid: int = 99) ->
 
 
 class JointEmbedding(nn.Module):
-    """Seed 001's model. Gallery vectors (``embed_target``) are [f_I, p^_w(I) for every word]:
+    """Sadeh et al.'s model. Gallery vectors (``embed_target``) are [f_I, p^_w(I) for every word]:
     what SAF and QA+SAF need about a catalog image, computed once at indexing time."""
 
     task = "pairs"

@@ -16,7 +16,7 @@ def _same_label_mask(labels: torch.Tensor | None, n: int, device) -> torch.Tenso
 
 def batch_classification(query: torch.Tensor, target: torch.Tensor,
                          labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Batch-based classification (seed 004 eq. 5, TIRG): cross-entropy of
+    """Batch-based classification (Dodds et al. eq. 5, TIRG): cross-entropy of
     softmax_j(q_i . t_j) against the one-hot of i. Embeddings already carry the learned scale."""
     logits = query @ target.t()
     mask = _same_label_mask(labels, len(query), query.device)
@@ -41,7 +41,7 @@ def soft_triplet(query: torch.Tensor, target: torch.Tensor,
 def hinge_triplet(s: torch.Tensor, margin: float = 0.2, same: torch.Tensor | None = None
                   ) -> torch.Tensor:
     """Hinge ranking loss over a batch similarity matrix S (B, B) whose diagonal holds the
-    matching pairs (Kiros et al.; seed 002 eq. 9): every negative column per row plus every
+    matching pairs (Kiros et al.; Zheng et al. eq. 9): every negative column per row plus every
     negative row per column, summed, averaged over the batch. Pairs marked ``same`` (e.g. one
     identity) are not negatives."""
     pos = s.diag()

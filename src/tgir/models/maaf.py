@@ -1,4 +1,4 @@
-"""MAAF: Modality-Agnostic Attention Fusion (Dodds et al., seed 004).
+"""MAAF: Modality-Agnostic Attention Fusion (Dodds et al., Dodds et al.).
 
 - Tokens (§2): each selected backbone map is projected by a learned linear map (1x1 conv) to
   ``d_model`` and flattened, one token per spatial location; the LSTM gives one token per word.
@@ -77,7 +77,7 @@ class AttentionBlock(nn.Module):
 
 
 class MAAF(ComposedModel):
-    """Seed 004's model. ``levels`` picks backbone maps (-1 = last, -2 = the finer one);
+    """Dodds et al.'s model. ``levels`` picks backbone maps (-1 = last, -2 = the finer one);
     the paper's CSS setting is ``levels=[-1]``, one block, identity attention."""
 
     def __init__(self, vocab_size: int, levels: tuple[int, ...] = (-2, -1), blocks: int = 2,
@@ -106,7 +106,7 @@ class MAAF(ComposedModel):
                   txt_mask: torch.Tensor | None, keep: bool = False
                   ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Concatenate the tokens, run the shared attention blocks; returns the output tokens
-        split back into the image levels and the text (Psi = [psi_r, psi_m] of seed 003)."""
+        split back into the image levels and the text (Psi = [psi_r, psi_m] of Zhang et al.)."""
         parts = list(img_tokens)
         b = parts[0].shape[0]
         masks = [torch.ones(b, t.shape[1], dtype=torch.bool, device=t.device) for t in parts]
@@ -156,7 +156,7 @@ class MAAF(ComposedModel):
         return self.norm(torch.stack([tk.mean(1) for tk in tokens], 1).mean(1))
 
     def attention_maps(self, images, ids, lengths) -> list[torch.Tensor]:
-        """f(QK^T) of every block for one forward pass (seed 004 Fig. 3-4 visualisations)."""
+        """f(QK^T) of every block for one forward pass (Dodds et al. Fig. 3-4 visualisations)."""
         t = self.encode_text(ids, lengths)
         self.fuse(self.image_tokens(images), t.tokens, t.mask, keep=True)
         return [blk.attn.last_weights for blk in self.blocks]

@@ -22,10 +22,10 @@ _MODELS: dict[str, type[nn.Module]] = {
     "concat": Concat,
     "image_only": ImageOnly,
     "text_only": TextOnly,
-    "aihm": AIHM,  # attribute set -> image (seed 000)
+    "aihm": AIHM,  # attribute set -> image (Dong et al.)
     "attr_classifier": AttributeClassifier,
-    "joint": JointEmbedding,  # image <-> catalog words, refinement search (seed 001)
-    "hgan": HGAN,  # sentence -> image, hierarchical Gumbel attention (seed 002)
+    "joint": JointEmbedding,  # image <-> catalog words, refinement search (Sadeh et al.)
+    "hgan": HGAN,  # sentence -> image, hierarchical Gumbel attention (Zheng et al.)
     "pretrained": PretrainedImageFeatures,  # image similarity, nothing trained (index)
 }
 

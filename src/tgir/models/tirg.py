@@ -1,4 +1,4 @@
-"""TIRG: Text Image Residual Gating (Vo et al., CVPR 2019), the baseline of seed 004 Table 1.
+"""TIRG: Text Image Residual Gating (Vo et al., CVPR 2019), the baseline of Dodds et al. Table 1.
 
 phi_xt = w_g * f_gate(phi_x, phi_t) + w_r * f_res(phi_x, phi_t)
 f_gate = sigmoid(W_g2 * ReLU(W_g1 * [phi_x, phi_t])) (.) phi_x      (gating: keep the image)

@@ -4,7 +4,7 @@
 
 - composed: a reference image (path, bytes or catalog ``item_id``) + modification text
   (seeds 003/004);
-- refinement words: desired ``plus`` / undesired ``minus`` words (seed 001's w+ / w-), combined
+- refinement words: desired ``plus`` / undesired ``minus`` words (Sadeh et al.'s w+ / w-), combined
   by the model's own method when it has one (``model.refine``); a composed model folds ``plus``
   words into the modification text and has no meaning for ``minus`` words;
 - text only (``model.embed_text_query``) or attributes only (``model.embed_attributes``) for
@@ -64,7 +64,7 @@ class Query:
     plus: list[str] = field(default_factory=list)
     minus: list[str] = field(default_factory=list)
     keep_reference: bool = False
-    method: str | None = None  # seed 001 refinement: qa+saf (default), qa, saf or filter
+    method: str | None = None  # Sadeh et al. refinement: qa+saf (default), qa, saf or filter
     image_name: str | None = None  # an upload's file name, for messages
 
     @property
@@ -149,7 +149,7 @@ class Searcher:
             raise TgirError(f"unknown item id {q.item_id!r}")
         if q.method is not None and not hasattr(self.model, "refine_scores"):
             raise TgirError(f"model {self.cfg.model['name']!r} has no refinement methods "
-                            f"(method={q.method!r} is for the joint embedding of seed 001)")
+                            f"(method={q.method!r} is for the joint embedding of Sadeh et al.)")
         if not (q.text.strip() or q.plus or q.minus or q.attributes or kind == "image"):
             raise TgirError("the query is empty: give a text, words or attributes")
         if kind == "attributes" and (q.text.strip() or q.plus or q.minus):
@@ -172,7 +172,7 @@ class Searcher:
             return vec.float().cpu().numpy(), m.embed_target(ref).float().cpu().numpy()
         if kind == "composed":
             ref = to_tensor_batch(self.reference_array(q)[None]).to(self.device)
-            if hasattr(m, "refine"):  # the model's own word arithmetic (seed 001)
+            if hasattr(m, "refine"):  # the model's own word arithmetic (Sadeh et al.)
                 vec = m.refine(ref, q.text, q.plus, q.minus, self.vocab)
             else:
                 if q.minus:
@@ -202,7 +202,7 @@ class Searcher:
         ``q.keep_reference``."""
         self._validate(q, k)
         self.notes = []
-        if hasattr(self.model, "refine_scores"):  # seed 001: QA / SAF / QA+SAF / filter
+        if hasattr(self.model, "refine_scores"):  # Sadeh et al.: QA / SAF / QA+SAF / filter
             return self._refine_search(q, k)
         if q.text and self.vocab.itos[2:]:  # a model with its own word list
             unknown = self.unknown_words(q.text)
@@ -246,9 +246,9 @@ class Searcher:
             self._vectors = torch.from_numpy(self.index.vectors()).to(self.device)
         return self._vectors
 
-    # ------------------------------------------------------------------ seed 001 refinement
+    # ------------------------------------------------------------------ Sadeh et al. refinement
     def word_ids(self, words: list[str], stemmed: bool = False) -> torch.Tensor:
-        """Vocabulary ids of refinement words (stemmed as the catalog was, seed 001 §4.1,
+        """Vocabulary ids of refinement words (stemmed as the catalog was, Sadeh et al. §4.1,
         unless already ``stemmed``); an unknown word is an error naming the nearest
         vocabulary words."""
         from tgir.data.catalog_words import stem

@@ -153,7 +153,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         "minus": {"type": "string", "description": "undesired words, space separated"},
         "keep_reference": {"type": "boolean", "default": False},
         "method": {"type": "string", "enum": ["qa+saf", "qa", "saf", "filter"],
-                   "description": "refinement method of the joint embedding (seed 001): "
+                   "description": "refinement method of the joint embedding (Sadeh et al.): "
                                   "query arithmetic + soft attribute filtering (default), "
                                   "query arithmetic, soft filtering, or hard filtering"},
         "attributes": {"description": "attribute query (attribute models): an object "

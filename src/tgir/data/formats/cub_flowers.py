@@ -1,5 +1,5 @@
 """CUB-200-2011 and Oxford-102 Flowers with the captions of Reed et al. (CVPR 2016), the
-fine-grained text <-> image protocol of seed 002's related work (zero-shot classes).
+fine-grained text <-> image protocol of Zheng et al.'s related work (zero-shot classes).
 
 Official layout (Reed et al.'s cvpr2016_cub / cvpr2016_flowers releases)::
 
@@ -9,7 +9,7 @@ Official layout (Reed et al.'s cvpr2016_cub / cvpr2016_flowers releases)::
     Flowers: ROOT/jpg/<image>.jpg               (Oxford-102 jpg/)
 
 Splits read their class lists: ``train`` ``trainclasses.txt`` (CUB 100 / Flowers 62 classes,
-the split seed 002 §4 trains on), ``val``, ``test`` (50 / 20 unseen classes) and
+the split Zheng et al. §4 trains on), ``val``, ``test`` (50 / 20 unseen classes) and
 ``trainval``. Protocol (``meta["protocol"] = "class"``): a class is queried by the mean
 score of its captions; text -> image AP@50 (the share of the 50 best images that
 belong to the class, averaged over classes) and image -> text top-1 class accuracy.

@@ -1,5 +1,5 @@
-"""Fashion200k (Han et al., ICCV 2017) as used by TIRG and MAAF (seed 004 Table 7) and seed 003
-Table 3: pairs of product images whose descriptions differ in one word, with the text
+"""Fashion200k (Han et al., ICCV 2017) as used by TIRG, MAAF (Dodds et al. Table 7) and
+Zhang et al. Table 3: pairs of product images whose descriptions differ in one word, with the text
 "replace X with Y".
 
 Official layout::

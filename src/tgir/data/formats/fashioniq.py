@@ -1,5 +1,5 @@
-"""FashionIQ (Wu et al., CVPR 2021), composed retrieval: MAAF Table 2/3 (seed 004) and seed 003
-Tables 1-2.
+"""FashionIQ (Wu et al., CVPR 2021), composed retrieval: MAAF Table 2/3 (Dodds et al.) and
+Zhang et al. Tables 1-2.
 
 Official layout::
 

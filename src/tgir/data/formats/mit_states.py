@@ -1,5 +1,5 @@
 """MIT-States (Isola et al., CVPR 2015) as set up by TIRG: retrieve an image of the same object
-in another state; the text is the target adjective (seed 003 Table 5).
+in another state; the text is the target adjective (Zhang et al. Table 5).
 
 Official layout::
 

@@ -1,4 +1,4 @@
-"""Text-based person search (seed 002): CUHK-PEDES (Li et al., CVPR 2017) and, in the same
+"""Text-based person search (Zheng et al.): CUHK-PEDES (Li et al., CVPR 2017) and, in the same
 schema, ICFG-PEDES (Ding et al. 2021) and RSTPReid (Zhu et al. 2021).
 
 Official layouts::
@@ -13,7 +13,7 @@ Official layouts::
                  ROOT/imgs/<img_path>
 
 Every caption is a query; relevance is the person id (every image of the id is correct), the
-gallery every image of the split (seed 002 §4: Rank-1/5/10; mAP and mINP besides).
+gallery every image of the split (Zheng et al. §4: Rank-1/5/10; mAP and mINP besides).
 """
 
 from __future__ import annotations

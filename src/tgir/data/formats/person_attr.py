@@ -1,4 +1,4 @@
-"""Identity-level person attributes of Lin et al. (2017) for attribute-query search (seed 000
+"""Identity-level person attributes of Lin et al. (2017) for attribute-query search (Dong et al.
 evaluates AIHM on them): Market-1501 (github.com/vana77/Market-1501_Attribute) and
 DukeMTMC-reID (github.com/vana77/DukeMTMC-attribute, ``duke_attribute.mat``, the same layout
 with 8 binary fields, no age, 8 upper / 7 lower colours).
@@ -13,7 +13,7 @@ Expected layout (the official downloads, side by side)::
 and ``test`` (750), each a struct of 1 x N arrays: 27 attribute fields (1 = no / first value,
 2 = yes / second value; ``age`` 1-4) and ``image_index`` (the identity ids, "0002").
 Attributes are per identity; every image of an identity gets its identity's vector. As in
-seed 000 the 27 fields become 12 categorical attributes: gender, hair, up (sleeve), down
+Dong et al. the 27 fields become 12 categorical attributes: gender, hair, up (sleeve), down
 (lower-body length), clothes, hat, backpack, bag, handbag, age, and the upper / lower-body
 colour (one colour is "yes" per identity; "unknown" when none is). Test images of identities
 without attributes (distractors 0000, junk -1) are not in the gallery.

@@ -1,4 +1,4 @@
-"""PETA (Deng et al., ACM MM 2014) pedestrian attributes for attribute-query search (seed 000's
+"""PETA (Deng et al., ACM MM 2014) pedestrian attributes for attribute-query search (Dong et al.'s
 person-attribute setting), in the ``PETA.mat`` of Li et al.'s pedestrian-attribute release
 (github.com/dangweili/pedestrian-attribute-recognition-pytorch).
 

@@ -1,5 +1,5 @@
 """Shoes (Berg et al. 2010 images, relative captions of Guo et al., NeurIPS 2018), composed
-retrieval: seed 003 Table 4.
+retrieval: Zhang et al. Table 4.
 
 Official layout::
 
