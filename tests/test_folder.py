@@ -191,3 +191,22 @@ def test_pretrained_index_searches_a_folder_without_training(tmp_path, capsys):
     assert client.get("/health").json()["query_kinds"] == ["image"]
     r = client.post("/search", json={"item_id": "2", "k": 2})
     assert r.status_code == 200 and r.json()["results"][0]["id"] != "2"
+
+
+def test_pretrained_add_and_bad_paths(tmp_path, capsys):
+    """--add on a --pretrained index; a file given as the folder; an empty query."""
+    d = tmp_path / "photos"
+    for i, c in enumerate(["red", "blue"]):
+        _img(d / f"{i}.png", c)
+    out = tmp_path / "idx"
+    assert main(["index", "--pretrained", str(d), "--out", str(out), "--image-size", "64",
+                 "-q"]) == 0
+    _img(d / "2.png", "green")
+    assert main(["index", "--pretrained", str(d), "--out", str(out), "--image-size", "64",
+                 "--add", "-q"]) == 0
+    assert "added 1 items" in capsys.readouterr().out
+    assert main(["index", "--pretrained", str(d / "0.png"), "--out", str(tmp_path / "x"),
+                 "-q"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert main(["search", str(out), "-q"]) == 2
+    assert "the query is empty" in capsys.readouterr().err

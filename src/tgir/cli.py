@@ -142,9 +142,9 @@ def _words(values: list[str]) -> list[str]:
 
 def _cmd_search(a: argparse.Namespace) -> None:
     from tgir.data.images import decode_image
-    from tgir.search.searcher import Query, Searcher
+    from tgir.search.query import parse_query
+    from tgir.search.searcher import Searcher
 
-    plus, minus = _words(a.plus), _words(a.minus)
     if a.image is not None:
         decode_image(a.image)  # a missing or corrupt image fails before any model work
     attrs = {}
@@ -153,15 +153,17 @@ def _cmd_search(a: argparse.Namespace) -> None:
             raise TgirError(f"--attr expects attribute=value, got {item!r}")
         key, value = item.split("=", 1)
         attrs[key.strip()] = value.strip()
-    q = Query(text=a.text, image=a.image, item_id=a.item, plus=plus, minus=minus,
-              keep_reference=a.keep_reference, attributes=attrs or None, method=a.method)
+    q, k = parse_query({"text": a.text, "item_id": a.item, "plus": _words(a.plus),
+                        "minus": _words(a.minus), "keep_reference": a.keep_reference,
+                        "attributes": attrs or None, "method": a.method, "k": a.k},
+                       image=a.image)
     if a.index is None and (Path(a.run_dir) / "manifest.json").is_file():  # an index dir
         a.index = a.run_dir
         a.run_dir = json.loads((Path(a.index) / "manifest.json").read_text())["model"]["run_dir"]
         if a.grid is None:
             a.grid = str(Path(a.index) / "search.png")
     s = Searcher(a.run_dir, a.index, device=a.device, progress=not a.quiet)
-    hits = s.search(q, a.k)
+    hits = s.search(q, k)
     for note in s.notes:
         print(f"note: {note}", file=sys.stderr)
     for h in hits:
@@ -171,8 +173,18 @@ def _cmd_search(a: argparse.Namespace) -> None:
 
 
 def _cmd_index(a: argparse.Namespace) -> None:
-    from tgir.search.index import Index, add_to_index, build_index
+    from tgir.search.index import Index, add_to_index, build_index, pretrained_run
 
+    if a.pretrained:  # no training: the shipped EfficientNet-Lite0, image similarity
+        if not Path(a.run_dir).is_dir():
+            raise TgirError(f"--pretrained indexes a folder of images; {a.run_dir} is not a "
+                            f"directory")
+        a.catalog = a.catalog or a.run_dir
+        if not a.out:
+            raise TgirError("--pretrained needs --out INDEX_DIR")
+        a.run_dir = str(pretrained_run(a.image_size))
+    elif a.catalog is None and not a.add:
+        raise TgirError("tgir index needs --catalog DIR (the images to index)")
     if a.add:
         if not a.out:
             raise TgirError("--add needs --out INDEX_DIR (the index to extend)")
@@ -187,16 +199,6 @@ def _cmd_index(a: argparse.Namespace) -> None:
                  + (" ..." if len(removed) > 5 else "") if removed else ""))
         _print_skipped(m)
         return
-    if a.pretrained:  # no training: the shipped EfficientNet-Lite0, image similarity
-        from tgir.search.index import pretrained_run
-
-        if a.catalog is None:
-            a.catalog = a.run_dir
-        if not a.out:
-            raise TgirError("--pretrained needs --out INDEX_DIR")
-        a.run_dir = str(pretrained_run(a.image_size))
-    elif a.catalog is None:
-        raise TgirError("tgir index needs --catalog DIR (the images to index)")
     out = Path(a.out) if a.out else Path(a.run_dir) / "index"
     params = {k: v for k, v in (("nlist", a.nlist), ("nprobe", a.nprobe), ("m", a.hnsw_m),
                                 ("ef_search", a.ef_search)) if v}
@@ -441,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "results. The query kinds a model answers: a reference image (--image "
                        "or --item) + a change (--text): MAAF, TIRG, hffca, the baselines and "
                        "the joint embedding; a text alone (--text): HGAN and the joint "
-                       "embedding; attributes (--attr): AIHM and the attribute classifier. "
+                       "embedding; attributes (--attr): AIHM and the attribute classifier; a "
+                       "reference image alone: an index built with tgir index --pretrained. "
                        "Asking a model for another kind says which kinds it answers. The "
                        "reference item itself is left out unless --keep-reference.")
     s.add_argument("run_dir", help="a directory written by tgir train, or an index directory "
@@ -450,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--item", default=None, help="reference: a catalog item id instead")
     s.add_argument("--text", default="", help='modification, e.g. "make top-left red"')
     s.add_argument("--plus", nargs="*", default=[], metavar="WORD",
-                   help="desired words (the joint embedding's refinement, e.g. --plus red)")
+                   help="desired words (the joint embedding's refinement; other models add "
+                        "them to the text), e.g. --plus red")
     s.add_argument("--minus", nargs="*", default=[], metavar="WORD",
                    help="undesired words (joint embedding only, e.g. --minus blue)")
     s.add_argument("--attr", action="append", default=[], metavar="ATTRIBUTE=VALUE",

@@ -63,7 +63,7 @@ class Problems:
     def raise_if_any(self, root: Path) -> None:
         if self:
             raise TgirError(f"{root}: " + " | ".join(self.lines())
-                            + " (tgir check lists them all)")
+                            + f" (tgir check {root} shows each kind)")
 
 
 def task_file(root: Path) -> tuple[Path, str]:
@@ -73,8 +73,8 @@ def task_file(root: Path) -> tuple[Path, str]:
         raise TgirError(f"dataset directory not found: {root}")
     found = [(root / f, t) for f, t in FILES.items() if (root / f).is_file()]
     if not found:
-        raise TgirError(f"{root} has none of {', '.join(FILES)} (the format is in "
-                        f"src/tgir/data/folder.py and the README's 'Your own data')")
+        raise TgirError(f"{root} has none of {', '.join(FILES)} (the formats: the README's "
+                        f"'Your own data', or tgir check --help)")
     if len(found) > 1:
         raise TgirError(f"{root} has {' and '.join(p.name for p, _ in found)}: one task per "
                         f"folder")
@@ -231,16 +231,22 @@ def check(root: str | Path, image_size: int | None = 64) -> dict:
     root = Path(root)
     task, keyed, problems = parse(root)
     files = sorted({f for _, d, _ in keyed for f in _files(task, d)})
+    first_line: dict[str, int] = {}
+    for n, d, _ in keyed:
+        for f in _files(task, d):
+            first_line.setdefault(f, n)
+    name = task_file(root)[0].name
     digests: dict[str, list[str]] = defaultdict(list)
     for f in files:
         p = root / f
+        where = f"{name} line {first_line[f]}: {f}"
         if not p.is_file():
-            problems.add("missing images", f)
+            problems.add("missing images", where)
             continue
         try:
             decode_image(p, image_size)
         except TgirError as e:
-            problems.add("unreadable images", f"{f} ({str(e).split(': ', 1)[0]})")
+            problems.add("unreadable images", f"{where} ({str(e).split(': ', 1)[0]})")
             continue
         digests[hashlib.sha256(p.read_bytes()).hexdigest()].append(f)
     for same in digests.values():

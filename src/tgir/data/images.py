@@ -61,12 +61,12 @@ def decode_image(source: str | Path | bytes, size: int | None = None,
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).copy()
     except UnidentifiedImageError as e:
-        raise TgirError(f"corrupt or unsupported image {what}: not an image format Pillow "
+        raise TgirError(f"corrupt or unsupported image: {what} is not an image format Pillow "
                         f"reads (PNG, JPEG, WebP, GIF, BMP, TIFF)") from e
     except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         # Pillow's messages may name its in-memory buffer (<_io.BytesIO object at 0x...>)
         why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the data", str(e))
-        raise TgirError(f"corrupt or unsupported image {what}: {why}") from e
+        raise TgirError(f"corrupt or unsupported image: {what} ({why})") from e
 
 
 def load_images(paths: list[Path], size: int | None = None, desc: str = "images",

