@@ -177,6 +177,12 @@ def test_ablate_command_runs_every_row(tiny_css2d, tmp_path, capsys):
     assert [r["model"] for r in doc["rows"]] == list(summary)
     assert doc["rows"][0]["seeds"] == [0, 1] and doc["command"].startswith("tgir ablate")
     assert len(doc["rows"][0]["metrics"]["R@1"]["per_seed"]) == 2
+    # --no-train: only finished runs are reported (seed 5 was never trained)
+    assert main(["ablate", str(cfg), "--out", str(tmp_path / "ab"), "--seeds", "0", "1", "5",
+                 "--no-train", "--rows", "baseline,hffca", "-q"]) == 0
+    doc = results.load(tmp_path / "ab" / "results.json")
+    assert [r["seeds"] for r in doc["rows"]] == [[0, 1], [0, 1]]
+    assert not (tmp_path / "ab" / "baseline" / "seed5").exists()
 
 
 def test_hffca_serves_through_the_searcher_and_http_api(tiny_css2d, tmp_path):

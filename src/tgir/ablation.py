@@ -56,9 +56,10 @@ PAPER_NAMES = {"hffca": {"R@1": "R@1", "R@5": "R@5", "R@10": "R@10", "R@50": "R@
 def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
                  overrides: list[str] | None = None, rows: list[str] | None = None,
                  progress: bool = True, command: str | None = None,
-                 results_path: str | Path | None = None) -> dict:
+                 results_path: str | Path | None = None, train_missing: bool = True) -> dict:
     """Train and evaluate every row x seed (finished runs are reused); write
-    ``OUT/ablation.json``, ``OUT/results.json`` and, if given, ``results_path``."""
+    ``OUT/ablation.json``, ``OUT/results.json`` and, if given, ``results_path``.
+    ``train_missing=False`` reports the finished runs only (a row lists the seeds it has)."""
     out = Path(out)
     base = config.load(config_path, overrides or [])
     model = base.model["name"]
@@ -70,6 +71,7 @@ def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
         raise TgirError(f"no ablation row {', '.join(map(repr, unknown))} for {model} "
                         f"(rows: {', '.join(known)})")
     per_row: dict[str, list[dict]] = {}
+    row_seeds: dict[str, list[int]] = {}
     for name, switches in ROWS[model]:
         if rows and name not in rows:
             continue
@@ -79,26 +81,32 @@ def run_ablation(config_path: str | Path, out: str | Path, seeds: list[int],
             slug = "".join(ch if ch.isalnum() else "_" for ch in name.replace("+", "plus_"))
             run = out / slug / f"seed{seed}"
             if not (run / "model.safetensors").is_file():
+                if not train_missing:
+                    continue
                 train(cfg, run, resume=(run / "checkpoints" / "last.safetensors").is_file(),
                       progress=progress,
                       validate=lambda m, v, s: evaluate_split(m, v, s, gallery="queries"))
             ev = evaluate_run(run, progress=False)
             r = {**ev["metrics"], **ev.get("sensitivity", {})}  # does q use both inputs
             per_row.setdefault(name, []).append(r)
+            row_seeds.setdefault(name, []).append(seed)
             print(f"{name} seed {seed}: {KEYS[model][0]} {r[KEYS[model][0]]:.3f}",
                   file=sys.stderr)
     summary = {name: {k: {"mean": float(np.mean([r[k] for r in rs])),
                           "std": float(np.std([r[k] for r in rs]))} for k in KEYS[model]}
                for name, rs in per_row.items()}
     out.mkdir(parents=True, exist_ok=True)
+    if not per_row:
+        raise TgirError(f"no finished run in {out} for these rows and seeds")
     (out / "ablation.json").write_text(json.dumps({"config": str(config_path), "seeds": seeds,
                                                    "overrides": overrides or [],
                                                    "summary": summary, "runs": per_row},
                                                   indent=1))
     doc = results.new(f"{model} ablation on {base.data.name}",
                       command or f"tgir ablate {config_path} --out {out}", base.train.steps,
-                      [results.make_row(name, seeds, rs, PAPER_NAMES[model],
-                                        scales={"text_swap_cos": 1.0, "image_swap_cos": 1.0})
+                      [results.make_row(name, row_seeds[name], rs, PAPER_NAMES[model],
+                                        scales={"text_swap_cos": 1.0, "image_swap_cos": 1.0},
+                                        columns={"seeds": str(len(rs))})
                        for name, rs in per_row.items()],
                       digits={"text-swap cos": 2, "image-swap cos": 2},
                       lower_is_better=["text-swap cos", "image-swap cos"])

@@ -247,7 +247,8 @@ def _cmd_ablate(a: argparse.Namespace) -> None:
 
     summary = run_ablation(a.config, a.out, a.seeds, a.set,
                            rows=a.rows.split(",") if a.rows else None, progress=not a.quiet,
-                           command=a.command, results_path=a.results)
+                           command=a.command, results_path=a.results,
+                           train_missing=not a.no_train)
     print(markdown(summary))
     print(f"wrote {Path(a.out) / 'ablation.json'}, {Path(a.out) / 'results.json'}"
           + (f", {a.results}" if a.results else ""))
@@ -556,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value for every run (repeatable)")
     b.add_argument("--results", default=None, metavar="FILE",
                    help="also write the results file here (always: OUT/results.json)")
+    b.add_argument("--no-train", action="store_true",
+                   help="report the finished runs only (each row lists the seeds it has)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_ablate)
 
