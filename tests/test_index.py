@@ -226,3 +226,24 @@ def test_add_drops_deleted_files(tiny_run, tmp_path, capsys):
     for it, v in zip(idx.items, idx.vectors(), strict=True):  # kept rows keep their vectors
         if it["id"] in v_before:
             assert np.allclose(v, v_before[it["id"]])
+
+
+def test_auto_picks_the_fastest_index_meeting_the_recall_target():
+    """Issue 26: --kind auto measures recall@10 on held-out catalog vectors at build time."""
+    from tgir.search.index import auto_select
+
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((100, 64)).astype(np.float32)
+    v = c[rng.integers(0, 100, 30_000)] + 0.5 * rng.standard_normal((30_000, 64)).astype(
+        np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    kind, params, sweep = auto_select(v, recall_target=0.9)
+    assert sweep["chosen"]["recall"] >= 0.9 and sweep["held_out_queries"] == 256
+    chosen = next(r for r in sweep["candidates"] if r["kind"] == kind
+                  and r["params"] == params)
+    ok = [r for r in sweep["candidates"] if r["recall"] >= 0.9]
+    assert chosen["qps"] == max(r["qps"] for r in ok)
+    assert {r["kind"] for r in sweep["candidates"]} == {"flat", "hnsw", "ivf"}
+    # an impossible target falls back to exact search
+    assert auto_select(v, recall_target=1.01)[0] == "flat"
+    assert auto_select(v[:1000])[0] == "flat"  # small catalogs stay exact

@@ -108,6 +108,75 @@ def make_faiss(kind: str, dim: int, vectors: np.ndarray, params: dict
     raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
+AUTO_EXACT_BELOW = 20_000  # under this many vectors an exact scan is fast enough
+
+
+def _qps(index: faiss.Index, q: np.ndarray, k: int, repeat: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        index.search(q, k)
+        best = min(best, time.perf_counter() - t)
+    return len(q) / max(best, 1e-9)
+
+
+def _recall(got: np.ndarray, truth_scores: np.ndarray, q: np.ndarray,
+            vectors: np.ndarray) -> float:
+    """A returned item counts when its exact score reaches the exact k-th best (ties)."""
+    true = np.einsum("qd,qkd->qk", q, vectors[np.maximum(got, 0)])
+    return float(np.mean((true >= truth_scores[:, -1:] - 1e-5) & (got >= 0)))
+
+
+def auto_select(vectors: np.ndarray, recall_target: float = 0.95, k: int = 10,
+                held_out: int = 256, seed: int = 0) -> tuple[str, dict, dict]:
+    """``--kind auto``: the fastest index meeting ``recall_target`` (recall@k against exact
+    search) on ``held_out`` catalog vectors left out of the candidates' build. Candidates:
+    HNSW (M 32, efConstruction 40, efSearch 16 ... 512) and IVF (4 sqrt(n) lists, nprobe 1
+    ... 256), each built once; exact flat when nothing meets the target, or below
+    ``AUTO_EXACT_BELOW`` vectors. Returns (kind, params, the measured sweep)."""
+    n, d = vectors.shape
+    if n < AUTO_EXACT_BELOW:
+        return "flat", {}, {"reason": f"under {AUTO_EXACT_BELOW} vectors: exact"}
+    rng = np.random.default_rng(seed)
+    hold = rng.choice(n, size=min(held_out, n // 10), replace=False)
+    keep = np.setdiff1d(np.arange(n), hold)
+    base, q = vectors[keep], vectors[hold]
+    exact = faiss.IndexFlatIP(d)
+    exact.add(base)
+    truth, _ = exact.search(q, k)
+    rows = [{"kind": "flat", "params": {}, "recall": 1.0, "qps": _qps(exact, q, k)}]
+    hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 40
+    hnsw.add(base)
+    for ef in (16, 32, 64, 128, 256, 512):
+        hnsw.hnsw.efSearch = ef
+        rows.append({"kind": "hnsw", "params": {"m": 32, "ef_construction": 40,
+                                                "ef_search": ef},
+                     "recall": _recall(hnsw.search(q, k)[1], truth, q, base),
+                     "qps": _qps(hnsw, q, k)})
+    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.train(base)
+    ivf.add(base)
+    for probe in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        if probe > nlist:
+            break
+        ivf.nprobe = probe
+        rows.append({"kind": "ivf", "params": {"nlist": nlist, "nprobe": probe},
+                     "recall": _recall(ivf.search(q, k)[1], truth, q, base),
+                     "qps": _qps(ivf, q, k)})
+    ok = [r for r in rows if r["recall"] >= recall_target] or rows[:1]  # else exact
+    best = max(ok, key=lambda r: r["qps"])
+    for r in rows:
+        r["qps"] = round(r["qps"], 1)
+        r["recall"] = round(r["recall"], 4)
+    sweep = {"recall_target": recall_target, "k": k, "held_out_queries": len(q),
+             "candidates": rows,
+             "chosen": {"kind": best["kind"], **best["params"], "recall": best["recall"]},
+             "speedup_vs_flat": round(best["qps"] / rows[0]["qps"], 2)}
+    return best["kind"], dict(best["params"]), sweep
+
+
 def index_report(index: faiss.Index, vectors: np.ndarray, build_seconds: float,
                  queries: int = 200, k: int = 10, seed: int = 0) -> dict:
     """Build time, memory (the serialised index) and recall@k against exact search, with
@@ -277,7 +346,8 @@ def pretrained_run(image_size: int = 224, encoder: str = "efficientnet_lite0") -
 def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
                 split: str = "test", params: dict | None = None, progress: bool = True,
                 device: str = "auto", backend: str = "faiss", uri: str | None = None,
-                report: bool = False, strict: bool = False) -> Path:
+                report: bool = False, strict: bool = False,
+                recall_target: float = 0.95) -> Path:
     """Embed every catalog image with the run's model and write an index directory.
     ``backend="milvus"`` stores the vectors in milvus-lite inside the directory, or with
     ``uri`` in a Milvus server's collection (the directory keeps the items and manifest).
@@ -314,11 +384,16 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
     skipped = [(items[j].file, why) for j, why in bad]
     drop = {j for j, _ in bad}
     items = [it for j, it in enumerate(items) if j not in drop]
-    if kind == "auto":
-        kind = "flat" if hasattr(model, "match") else choose_kind(len(vecs), vecs.shape[1])
-        if backend == "milvus":
-            kind = {"flat16": "flat", "ivf16": "ivf"}.get(kind, kind)
     extra = {}
+    if kind == "auto":
+        if hasattr(model, "match"):  # the model's own scorer needs every stored vector
+            kind = "flat"
+        elif backend == "milvus":  # Milvus builds its own index: chosen by size
+            by_size = choose_kind(len(vecs), vecs.shape[1])
+            kind = {"flat16": "flat", "ivf16": "ivf"}.get(by_size, by_size)
+        else:  # measured: the fastest index meeting the recall target on held-out queries
+            kind, chosen, extra["auto"] = auto_select(vecs, recall_target)
+            params = {**chosen, **(params or {})}
     if backend == "faiss":
         t = time.time()
         index, used = make_faiss(kind, vecs.shape[1], vecs, params or {})
