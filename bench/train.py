@@ -6,7 +6,7 @@
    ``cached``    the backbone frozen and its maps read from the on-disk feature cache
                  (``models/feature_cache.py``; the one-off build time is printed apart).
    Default: EfficientNet-Lite0 (ImageNet weights; tgir's default pretrained backbone),
-   ResNet-18 (Sadeh et al.'s backbone) and ResNet-50 (the backbone of seeds 000, 002, 003 and 004;
+   ResNet-18 (Sadeh et al.'s backbone) and ResNet-50 (the AIHM / HGAN / hffca / MAAF backbone;
    random weights, the same cost) at 224 px, MAAF over their 14x14 + 7x7 maps, batch 32, the
    tiny css2d benchmark resized. The ratio is (backbone forward + backward + MAAF) / MAAF
    alone, so it grows with the backbone's cost.

@@ -9,7 +9,8 @@ CLDR's ``annotations/en.xml`` (Debian ``unicode-cldr-core``) when installed.
 
 Benchmarks built from it (all in ``DIR/emoji.json``):
 
-- composed (seeds 003/004, Fashion200k-style): pairs that differ in one variant attribute —
+- composed (Fashion200k-style, as Zhang et al. / Dodds et al.): pairs that differ in one
+  variant attribute —
   skin tone, hair, gender — with a text naming the change ("dark skin tone", "red hair",
   "woman instead of man"); train/test split by *base* (the role or activity), so no test base
   is seen in training;

@@ -36,7 +36,7 @@ _DATASETS: dict[str, Callable[..., Split]] = {
     "market1501_attr": person_attr.load,  # Market-1501 attributes (Dong et al. real use)
     "duke_attr": person_attr.load_duke,  # DukeMTMC-reID attributes (Dong et al. real use)
     "peta": peta.load,  # PETA.mat, 35 selected attributes (Dong et al. real use)
-    # the papers' composed benchmarks (seeds 003 / 004), official layouts
+    # the papers' composed benchmarks (Zhang et al., Dodds et al.), official layouts
     "fashioniq": fashioniq.load,
     "fashion200k": fashion200k.load,
     "shoes": shoes.load,

@@ -169,8 +169,8 @@ class _TVBottleneck(nn.Module):
 
 
 class TorchvisionResNet(nn.Module):
-    """ResNet-18 (Sadeh et al.'s backbone) or ResNet-50 (the backbone of seeds 000, 002, 003 and
-    004) in torchvision's layout, for users who have ImageNet weights: ``weights_path`` is a
+    """ResNet-18 (Sadeh et al.'s backbone) or ResNet-50 (that of the AIHM, HGAN, hffca and MAAF
+    papers) in torchvision's layout, for users who have ImageNet weights: ``weights_path`` is a
     torchvision ``resnet18`` / ``resnet50`` state dict (.pth, loaded with
     ``weights_only=True``, or .safetensors; ``fc.*`` is ignored). Nothing is downloaded;
     without a file the network starts from random weights. Returns the layer3 (14x14 at

@@ -3,7 +3,7 @@
 ``Searcher(run_dir, index_dir).search(Query(...), k)``. A query may be
 
 - composed: a reference image (path, bytes or catalog ``item_id``) + modification text
-  (seeds 003/004);
+  (Zhang et al., Dodds et al.);
 - refinement words: desired ``plus`` / undesired ``minus`` words (Sadeh et al.'s w+ / w-), combined
   by the model's own method when it has one (``model.refine``); a composed model folds ``plus``
   words into the modification text and has no meaning for ``minus`` words;
