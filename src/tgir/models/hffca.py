@@ -4,7 +4,8 @@ The baseline (§3.2) is MAAF with ONE shared Transformer block over [phi_r, phi_
 Psi = [psi_r, psi_m] feeds three modules, each switchable (the 8 rows of Table 1):
 
 - MCF, Multi-modal Complementary Fusion (eq. 3-10): interaction maps M_r1 = psi_r^T V_r psi_m,
-  M_r2 = W_r M_r1, softmax over image positions, projected text hat psi_m, the modified gate
+  M_r2 = W_r M_r1, softmax (per image position, over the words), projected text hat psi_m,
+  the modified gate
   O_r (.) G_r added to psi_r; and the symmetric image-into-text direction.
 - CGP, Cross-modal Guided Pooling (eq. 11-16): intra- and inter-relation maps, tanh-bilinear
   X, softplus pooling weights Z, eq = gamma_r psi_r Z_r + gamma_m psi_m Z_m; the target side
@@ -13,7 +14,8 @@ Psi = [psi_r, psi_m] feeds three modules, each switchable (the 8 rows of Table 1
   modification text from psi_t and psi_r* (the reference through the block without text);
   L = alpha L_bat + beta L_rel (eq. 29, defaults 0.7 / 0.3).
 
-With all three off the computation is exactly MAAF's (one block, resolution-wise pooling).
+With all three off the computation is MAAF's (one block, resolution-wise pooling; texts are
+cut at ``max_words``, 32).
 
 Readings of the paper where it is ambiguous (issue 20; measured in the README):
 
@@ -27,8 +29,13 @@ Readings of the paper where it is ambiguous (issue 20; measured in the README):
   words become ~10x the pooled image and the query ignores the reference.
 - eq. 4 mixes the rows of M_r1 with W_r; padded own positions are zeroed before that.
 - eq. 14 calls Z_r "a weight distribution over the whole image features": the softplus
-  weights are divided by their sum per modality, so eq. 16 starts as MAAF's averaging; the
-  gammas start at MAAF's image : text share (levels : 1).
+  weights are divided by their sum per modality, and the gammas start at MAAF's image : text
+  share (levels : 1). With ``cgp_norm="all"`` (the literal reading, the default) one
+  distribution covers the tokens of both backbone levels, so near-uniform weights give the
+  8x8 level 64/80 of the image weight (MAAF's resolution-wise pooling: 1/2; Dodds et al.
+  note that pooling all tokens equally over-represents the finer map); ``"level"``
+  normalises within each level, so uniform weights are exactly MAAF's pooling, but CGP can
+  then not move weight between the levels. The ablation measures both.
 - eq. 11-13 / 17-18: the relation maps psi^T K psi are divided by d (with K = I their
   entries grow as d) and A psi^T averages over the L or N positions it sums, so the tanh of
   eq. 13 / 18 starts unsaturated (pre-activation std ~0.3 at init, 0% of units at

@@ -26,9 +26,10 @@ At evaluation the Gumbel noise is off (deterministic).
 
 Readings and additions (issue 21; measured in the README):
 
-- Level fusion: the paper sums the three levels' similarities and gives no weighting. The
-  local eq. 8 scores are means of sigmoids (about 0.5 +- small) while the sentence cosine
-  spreads over [-1, 1]; summed unweighted they reorder the sentence ranking by noise. The
+- Level fusion: the paper does not say how the three levels' similarities are combined at
+  inference (an addition here, not a reading). The local eq. 8 scores are means of
+  sigmoids (about 0.5 +- small) while the sentence cosine spreads over [-1, 1]; summed
+  unweighted they reorder the sentence ranking by noise. The
   score here is s = s_sentence + sum_l w_l s_l with w_l chosen at the end of training on the
   validation split (``calibrate_levels``) from ``LEVEL_WEIGHTS``, 0 included, so the
   hierarchy never scores below the sentence level alone on validation.
@@ -225,7 +226,8 @@ class HGAN(nn.Module):
 
     def encode_texts(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """T_w (B, R, C') with its mask, T_g (B, D), T_p (B, M, C') with its mask."""
-        if self.freeze_text:
+        if self.freeze_text:  # a frozen encoder: no dropout either (eval mode), as at test
+            self.text.eval()
             with torch.no_grad():
                 h, mask, offsets = self.text(texts)
         else:
@@ -308,8 +310,9 @@ class HGAN(nn.Module):
                          rerank: int = 50) -> dict[str, float]:
         """Choose w_l on validation (see the module doc): every caption ranks the images by
         the sentence cosine, its ``rerank`` best are re-scored with each weighting of
-        ``LEVEL_WEIGHTS`` (one level at a time, then jointly around the best), and the
-        weights with the best mAP are kept in ``level_weight``. Returns them."""
+        ``LEVEL_WEIGHTS`` (a coordinate search: one level at a time, the others at their
+        best so far), and the weights with the best mAP are kept in ``level_weight``.
+        Returns them."""
         if not self.levels:
             return {}
         was = self.training
