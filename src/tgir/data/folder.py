@@ -235,11 +235,11 @@ def check(root: str | Path, image_size: int | None = 64) -> dict:
     for n, d, _ in keyed:
         for f in _files(task, d):
             first_line.setdefault(f, n)
-    name = task_file(root)[0].name
+    file_name = task_file(root)[0].name
     digests: dict[str, list[str]] = defaultdict(list)
     for f in files:
         p = root / f
-        where = f"{name} line {first_line[f]}: {f}"
+        where = f"{file_name} line {first_line[f]}: {f}"
         if not p.is_file():
             problems.add("missing images", where)
             continue
@@ -257,7 +257,7 @@ def check(root: str | Path, image_size: int | None = 64) -> dict:
         if seen_lines[json.dumps(d, sort_keys=True)] > 1:
             problems.add("duplicate lines", f"line {n}")
     splits = Counter(sp for _, _, sp in keyed)
-    out = {"task": task, "file": task_file(root)[0].name, "lines": len(keyed),
+    out = {"task": task, "file": file_name, "lines": len(keyed),
            "splits": dict(splits), "images": len(files),
            "problems": problems.lines(), "ok": not problems}
     texts = [d["text"] for _, d, _ in keyed if "text" in d]
@@ -271,8 +271,8 @@ def check(root: str | Path, image_size: int | None = 64) -> dict:
     return out
 
 
-def _usable(root: Path, task: str, split: str) -> list[tuple[int, dict, str]]:
-    """The lines of ``split``; any problem of the annotation file (a bad line, a path out of
+def _usable(root: Path, task: str) -> list[tuple[int, dict, str]]:
+    """Every line with its split; any problem of the annotation file (a bad line, a path out of
     the folder, a value seen once) or a listed image that is missing is an error naming it
     (unreadable images are reported by the image loader)."""
     task_, keyed, problems = parse(root)
@@ -284,7 +284,7 @@ def _usable(root: Path, task: str, split: str) -> list[tuple[int, dict, str]]:
     if missing:
         raise TgirError(f"{root}: {len(missing)} image file(s) listed but missing: "
                         + ", ".join(missing[:SHOW]) + (" ..." if len(missing) > SHOW else ""))
-    return [x for x in keyed if x[2] == split]
+    return keyed
 
 
 def load(root: str | Path, split: str, image_size: int | None = None,
@@ -296,7 +296,7 @@ def load(root: str | Path, split: str, image_size: int | None = None,
         raise TgirError(f"a folder dataset has the splits train and test, not {split!r}")
     size = image_size or 64
     if task == "composed":
-        rows = _usable(root, task, split)
+        rows = [x for x in _usable(root, task) if x[2] == split]
         files = list(dict.fromkeys(f for _, d, _ in rows for f in _files(task, d)))
         pos = {f: i for i, f in enumerate(files)}
         return ComposedSplit(
@@ -311,7 +311,7 @@ def load(root: str | Path, split: str, image_size: int | None = None,
                        for f in files],
             meta={"dataset": "folder", "root": str(root)})
     if task == "captions":
-        rows = _usable(root, task, split)
+        rows = [x for x in _usable(root, task) if x[2] == split]
         files = list(dict.fromkeys(d["file"] for _, d, _ in rows))
         pos = {f: i for i, f in enumerate(files)}
         ident = {}
@@ -329,8 +329,8 @@ def load(root: str | Path, split: str, image_size: int | None = None,
             image_ids=[PurePosixPath(f).with_suffix("").as_posix().replace("/", "__")
                        for f in files],
             meta={"dataset": "folder", "root": str(root), "identities": ids})
-    rows = _usable(root, task, split)
-    _, keyed, _ = parse(root)
+    keyed = _usable(root, task)
+    rows = [x for x in keyed if x[2] == split]
     names = list(dict.fromkeys(k for _, d, _ in keyed for k in d["attributes"]))
     schema = {a: sorted({d["attributes"][a] for _, d, _ in keyed}) for a in names}
     return AttributeSplit(
@@ -357,8 +357,7 @@ def load_pairs(root: str | Path, split: str, image_size: int | None = None,
         raise TgirError(f"folder_pairs reads captions.jsonl; {root} holds {task} data")
     if split not in ("train", "test"):
         raise TgirError(f"a folder dataset has the splits train and test, not {split!r}")
-    _usable(root, task, split)
-    _, keyed, _ = parse(root)
+    keyed = _usable(root, task)
     items = [{"id": f"{d.get('id', d['file'])}#{n}", "file": d["file"]} for n, d, _ in keyed]
     cw = cached_vocabulary(root, [it["id"] for it in items], [d["text"] for _, d, _ in keyed],
                            [sp == "train" for _, _, sp in keyed], min_count, "folder")

@@ -156,8 +156,6 @@ class Searcher:
         if q.method is not None and not hasattr(self.model, "refine_scores"):
             raise TgirError(f"model {self.cfg.model['name']!r} has no refinement methods "
                             f"(method={q.method!r} is for the joint embedding of Sadeh et al.)")
-        if not (q.text.strip() or q.plus or q.minus or q.attributes or kind == "image"):
-            raise TgirError("the query is empty: give a text, words or attributes")
         if kind == "attributes" and (q.text.strip() or q.plus or q.minus):
             raise TgirError("an attribute query takes attributes only, not text or words")
 
