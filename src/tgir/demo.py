@@ -30,6 +30,7 @@ DEFAULT_MODELS = {"css2d": "maaf,tirg,concat,image_only,text_only",
                   "emoji": "maaf,tirg,concat,image_only,text_only",
                   "emoji_attr": "aihm,aihm4,attr_classifier",
                   "css2d_attr": "aihm,aihm4,attr_classifier",
+                  "people2d_attr": "aihm,aihm4,attr_classifier",
                   "clipart": "joint,joint_mbmr,joint_triplet",
                   "emoji_pairs": "joint",
                   "css2d_text": "hgan", "emoji_text": "hgan"}
@@ -53,6 +54,18 @@ def builtin_config(dataset: str, model: str) -> Path:
 def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
     """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
     source = dataset.split("_")[0]
+    if source == "people2d":
+        from tgir.data import people2d
+
+        try:
+            doc = people2d.read_annotations(root)
+            if doc.get("scale") == scale and doc["params"].get("seed") == 0:
+                return
+        except TgirError:
+            pass
+        print(f"generating people2d ({scale} scale) in {root}", file=sys.stderr)
+        people2d.generate(root, scale, 0, progress=progress)
+        return
     if source in ("clipart", "emoji"):  # generated from Debian packages, full size
         import importlib
 
@@ -119,7 +132,8 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     t0 = time.time()
     stages: dict[str, float] = {}  # where the demo's time goes (bench/demo figures)
     source = dataset.split("_")[0]
-    root = workdir / "data" / (f"css2d-{scale}" if source == "css2d" else source)
+    root = workdir / "data" / (f"{source}-{scale}" if source in ("css2d", "people2d")
+                               else source)
     _ensure_data(dataset, root, scale, progress)
     stages["generate"] = round(time.time() - t0, 1)
     t = time.time()

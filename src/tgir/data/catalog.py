@@ -1,7 +1,8 @@
 """Catalogs: the items a search index holds (an image file, a text, metadata).
 
 A catalog is either a dataset directory tgir knows (css2d: one split's images, with a text that
-describes the scene; emoji / clipart: one split's items, or "all", with their names / titles)
+describes the scene; emoji / clipart: one split's items, or "all", with their names / titles;
+people2d: one split's images with their annotated attributes)
 or any folder of images (every .png/.jpg/.jpeg/.webp/.bmp below it; an
 optional ``catalog.jsonl`` with ``{"file", "id"?, "text"?}`` lines names and describes them).
 """
@@ -44,6 +45,19 @@ def _css2d_items(root: Path, split: str) -> list[CatalogItem]:
         items.append(CatalogItem(Path(im["file"]).stem, im["file"], text,
                                  {"label": im["label"], "split": split}))
     return items
+
+
+def _people2d_items(root: Path, split: str) -> list[CatalogItem]:
+    """people2d images of ``split`` (train / test / all), each with its identity's annotated
+    attributes as its text."""
+    from tgir.data import people2d
+
+    doc = people2d.read_annotations(root)
+    if split not in ("train", "test", "all"):
+        raise TgirError(f"people2d at {root} has no split {split!r} (train, test, all)")
+    return [CatalogItem(Path(f).stem, f, ", ".join(i["labels"][a] for a in people2d.ATTRIBUTES),
+                        {"identity": str(i["id"]), "split": i["split"]})
+            for i in doc["identities"] if split in ("all", i["split"]) for f in i["files"]]
 
 
 def catalog_split(dataset: str, split: str) -> str:
@@ -141,6 +155,8 @@ def read_catalog(root: str | Path, split: str = "test", missing_ok: bool = False
         kind, items = "emoji", _annotated_items(root, "emoji", split)
     elif (root / "clipart.json").is_file():
         kind, items = "clipart", _annotated_items(root, "clipart", split)
+    elif (root / "people2d.json").is_file():
+        kind, items = "people2d", _people2d_items(root, split)
     else:
         kind, items = "folder", _folder_items(root)
     if not items:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tgir import TgirError
-from tgir.data import clipart, css2d, emoji, folder
+from tgir.data import clipart, css2d, emoji, folder, people2d
 from tgir.data.formats import (
     birds_to_words,
     css,
@@ -29,6 +29,9 @@ _DATASETS: dict[str, Callable[..., Split]] = {
     "css": css.load,
     "emoji": emoji.load,
     "emoji_attr": emoji.load_attributes,  # attribute set -> image, zero-shot split (Dong et al.)
+    # generated pedestrians with Market-1501's attribute schema, correlated and noisy labels,
+    # several images per identity, zero-shot split (Dong et al.'s kind of data; issue 22)
+    "people2d_attr": people2d.load_attributes,
     "clipart": clipart.load_pairs,  # image <-> catalog metadata words (Sadeh et al.)
     "emoji_pairs": emoji.load_pairs,  # image <-> name + keywords words (Sadeh et al.)
     "css2d_text": css2d.load_text,  # scene description -> scene (Zheng et al.)
