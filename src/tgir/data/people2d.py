@@ -134,115 +134,159 @@ class Look:
                     lower=_shade(RGB[truth["lower color"]], rng))
 
 
-def render(truth: dict[str, str], look: Look, rng: random.Random, size: int = 128,
-           camera: int = 0) -> Image.Image:
-    """One image of a person: a figure of the drawn attributes on a street-like background,
-    at a random position, scale and stance, seen by ``camera`` (tint, brightness), with an
-    occluder sometimes. Drawn at 2x and downsampled (antialiased)."""
-    ss = 2
-    w = h = size * ss
+@dataclass
+class _Pen:
+    """Where one figure is drawn: the canvas, the drawing unit (the figure is 128 units tall)
+    and the body's landmarks."""
+
+    d: ImageDraw.ImageDraw
+    u: float
+    cx: float
+    top: float
+    sh: float  # shoulder half-width
+    hips: float
+    waist: float
+    neck_y: float
+    waist_y: float
+    foot_y: float
+    side: int  # the side a backpack peeks out / a bag hangs
+
+    def box(self, x0: float, y0: float, x1: float, y1: float, fill) -> None:
+        self.d.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], fill=fill)
+
+    def line(self, points: list, fill, width: float) -> None:
+        self.d.line(points, fill=fill, width=max(1, int(width * self.u)))
+
+
+def _background(rng: random.Random, w: int, h: int) -> Image.Image:
+    """A street-like backdrop: a wall colour, a darker ground below a random horizon and up
+    to three blocks of clutter (windows, poles)."""
     bg_top = tuple(rng.randint(60, 200) for _ in range(3))
     bg_low = tuple(int(c * rng.uniform(0.5, 0.9)) for c in bg_top)
     im = Image.new("RGB", (w, h), bg_top)
     d = ImageDraw.Draw(im)
     horizon = int(h * rng.uniform(0.55, 0.75))
     d.rectangle([0, horizon, w, h], fill=bg_low)
-    for _ in range(rng.randint(0, 3)):  # background clutter (windows, poles)
+    for _ in range(rng.randint(0, 3)):
         x0, y0 = rng.randint(0, w), rng.randint(0, horizon)
         d.rectangle([x0, y0, x0 + rng.randint(8, 40), y0 + rng.randint(8, 60)],
                     fill=tuple(rng.randint(40, 220) for _ in range(3)))
-    # figure geometry in units of the figure height H (a 1:2 box, like a Market-1501 crop)
+    return im
+
+
+def _pen(im: Image.Image, truth: dict[str, str], rng: random.Random) -> _Pen:
+    """The figure's scale (age), position and build (gender) in a 1:2 box like a Market-1501
+    crop."""
+    w, h = im.size
     age_scale = {"young": 0.70, "teenager": 0.86, "adult": 1.0, "old": 0.96}[truth["age"]]
-    H = h * 0.86 * age_scale * rng.uniform(0.92, 1.04)
+    height = h * 0.86 * age_scale * rng.uniform(0.92, 1.04)
     cx = w / 2 + rng.uniform(-0.12, 0.12) * w
-    top = h * 0.97 - H + rng.uniform(-0.03, 0.01) * h
-    u = H / 128.0  # drawing unit: the figure is 128 units tall
+    top = h * 0.97 - height + rng.uniform(-0.03, 0.01) * h
+    u = height / 128.0
     female = truth["gender"] == "female"
-    head_r = (9.5 if truth["age"] == "young" else 8.0) * u
-    head_c = (cx + (2 * u if truth["age"] == "old" else 0), top + 10 * u)
-    neck_y = top + 19 * u
-    sh = (11.0 if female else 14.0) * u  # shoulder half-width
-    waist_y, waist = top + 62 * u, (10.0 if female else 11.5) * u
-    hips = (13.0 if female else 11.5) * u
-    foot_y = top + 126 * u
+    return _Pen(ImageDraw.Draw(im), u, cx, top, sh=(11.0 if female else 14.0) * u,
+                hips=(13.0 if female else 11.5) * u, waist=(10.0 if female else 11.5) * u,
+                neck_y=top + 19 * u, waist_y=top + 62 * u, foot_y=top + 126 * u,
+                side=rng.choice((-1, 1)))
 
-    def box(x0, y0, x1, y1, fill):
-        d.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], fill=fill)
 
-    # backpack behind the torso: a block peeking out on one side
-    side = rng.choice((-1, 1))
+def _head_geometry(truth: dict[str, str], p: _Pen) -> tuple[float, float, float]:
+    r = (9.5 if truth["age"] == "young" else 8.0) * p.u
+    return p.cx + (2 * p.u if truth["age"] == "old" else 0), p.top + 10 * p.u, r
+
+
+def _behind(truth: dict[str, str], look: Look, p: _Pen) -> None:
+    """What the body hides partly: a backpack peeking out on one side, long hair."""
+    u = p.u
     if truth["backpack"] == "backpack":
-        bx = cx + side * (sh - 2 * u)
-        box(bx, neck_y + 6 * u, bx + side * 9 * u, neck_y + 34 * u, look.bag)
-    # long hair behind the head and shoulders
+        bx = p.cx + p.side * (p.sh - 2 * u)
+        p.box(bx, p.neck_y + 6 * u, bx + p.side * 9 * u, p.neck_y + 34 * u, look.bag)
     if truth["hair"] == "long hair":
-        box(head_c[0] - head_r - 1 * u, head_c[1], head_c[0] + head_r + 1 * u,
-            neck_y + 16 * u, look.hair)
-    # legs / lower-body clothing
-    leg_w = 4.5 * u
+        hx, hy, r = _head_geometry(truth, p)
+        p.box(hx - r - 1 * u, hy, hx + r + 1 * u, p.neck_y + 16 * u, look.hair)
+
+
+def _lower_body(truth: dict[str, str], look: Look, p: _Pen, rng: random.Random) -> None:
+    """Skin legs and shoes, then pants or a dress down to the drawn length."""
+    u, leg_w = p.u, 4.5 * p.u
     stance = rng.uniform(0.0, 4.0) * u
     lower_end = {"long lower": 118 * u, "short lower": 86 * u}[truth["lower length"]]
-    for sgn in (-1, 1):  # skin legs first, clothing drawn over them
-        lx = cx + sgn * (4.5 * u + stance / 2)
-        box(lx - leg_w, waist_y, lx + leg_w, foot_y - 3 * u, look.skin)
-        box(lx - leg_w - 1 * u, foot_y - 4 * u, lx + leg_w + 1 * u, foot_y, (25, 25, 25))
+    legs = [p.cx + sgn * (4.5 * u + stance / 2) for sgn in (-1, 1)]
+    for lx in legs:
+        p.box(lx - leg_w, p.waist_y, lx + leg_w, p.foot_y - 3 * u, look.skin)
+        p.box(lx - leg_w - 1 * u, p.foot_y - 4 * u, lx + leg_w + 1 * u, p.foot_y, (25, 25, 25))
     if truth["lower type"] == "pants":
-        for sgn in (-1, 1):
-            lx = cx + sgn * (4.5 * u + stance / 2)
-            box(lx - leg_w - 0.5 * u, waist_y, lx + leg_w + 0.5 * u, top + lower_end,
-                look.lower)
-        box(cx - hips, waist_y, cx + hips, waist_y + 10 * u, look.lower)
+        for lx in legs:
+            p.box(lx - leg_w - 0.5 * u, p.waist_y, lx + leg_w + 0.5 * u, p.top + lower_end,
+                  look.lower)
+        p.box(p.cx - p.hips, p.waist_y, p.cx + p.hips, p.waist_y + 10 * u, look.lower)
     else:  # a dress / skirt: a trapezoid from the hips to the hem
-        hem = top + lower_end
-        flare = hips + (hem - waist_y) * 0.22
-        d.polygon([(cx - hips, waist_y), (cx + hips, waist_y), (cx + flare, hem),
-                   (cx - flare, hem)], fill=look.lower)
-    # torso
-    d.polygon([(cx - sh, neck_y + 3 * u), (cx + sh, neck_y + 3 * u), (cx + waist, waist_y),
-               (cx - waist, waist_y)], fill=look.upper)
-    # arms: sleeve in the upper colour, the rest skin
+        hem = p.top + lower_end
+        flare = p.hips + (hem - p.waist_y) * 0.22
+        p.d.polygon([(p.cx - p.hips, p.waist_y), (p.cx + p.hips, p.waist_y),
+                     (p.cx + flare, hem), (p.cx - flare, hem)], fill=look.lower)
+
+
+def _upper_body(truth: dict[str, str], look: Look, p: _Pen, rng: random.Random
+                ) -> list[tuple[float, float]]:
+    """Torso, and arms with the sleeve in the upper colour; returns the two hands."""
+    u = p.u
+    p.d.polygon([(p.cx - p.sh, p.neck_y + 3 * u), (p.cx + p.sh, p.neck_y + 3 * u),
+                 (p.cx + p.waist, p.waist_y), (p.cx - p.waist, p.waist_y)], fill=look.upper)
     sleeve_end = {"long sleeve": 60 * u, "short sleeve": 34 * u}[truth["sleeve"]]
     hands = []
     for sgn in (-1, 1):
         swing = rng.uniform(-3, 3) * u
-        ax = cx + sgn * (sh + 2.5 * u)
-        box(ax - 2.5 * u, neck_y + 4 * u, ax + 2.5 * u + swing, top + 62 * u, look.skin)
-        box(ax - 2.8 * u, neck_y + 3 * u, ax + 2.8 * u + swing, top + sleeve_end, look.upper)
-        hands.append((ax + swing / 2, top + 63 * u))
-    # shoulder bag: a strap across the chest and a box at the hip
+        ax = p.cx + sgn * (p.sh + 2.5 * u)
+        p.box(ax - 2.5 * u, p.neck_y + 4 * u, ax + 2.5 * u + swing, p.top + 62 * u, look.skin)
+        p.box(ax - 2.8 * u, p.neck_y + 3 * u, ax + 2.8 * u + swing, p.top + sleeve_end,
+              look.upper)
+        hands.append((ax + swing / 2, p.top + 63 * u))
+    return hands
+
+
+def _carried(truth: dict[str, str], look: Look, p: _Pen, hands: list) -> None:
+    """A shoulder bag (strap across the chest, a box at the hip), backpack straps, a
+    handbag hanging from one hand."""
+    u = p.u
     if truth["bag"] == "bag":
-        s0 = (cx - side * sh, neck_y + 4 * u)
-        s1 = (cx + side * (hips + 2 * u), waist_y + 4 * u)
-        d.line([s0, s1], fill=look.bag, width=max(1, int(2.2 * u)))
-        box(s1[0] - 6 * u, s1[1] - 4 * u, s1[0] + 6 * u, s1[1] + 9 * u, look.bag)
-    if truth["backpack"] == "backpack":  # straps over the shoulders
+        s0 = (p.cx - p.side * p.sh, p.neck_y + 4 * u)
+        s1 = (p.cx + p.side * (p.hips + 2 * u), p.waist_y + 4 * u)
+        p.line([s0, s1], look.bag, 2.2)
+        p.box(s1[0] - 6 * u, s1[1] - 4 * u, s1[0] + 6 * u, s1[1] + 9 * u, look.bag)
+    if truth["backpack"] == "backpack":
         for sgn in (-1, 1):
-            x = cx + sgn * (sh - 4 * u)
-            d.line([(x, neck_y + 3 * u), (x, neck_y + 24 * u)], fill=look.bag,
-                   width=max(1, int(1.6 * u)))
-    # handbag hanging from one hand
+            x = p.cx + sgn * (p.sh - 4 * u)
+            p.line([(x, p.neck_y + 3 * u), (x, p.neck_y + 24 * u)], look.bag, 1.6)
     if truth["handbag"] == "handbag":
-        hx, hy = hands[0 if side > 0 else 1]
-        box(hx - 5 * u, hy + 2 * u, hx + 5 * u, hy + 11 * u, look.bag)
-        d.line([(hx - 3 * u, hy + 2 * u), (hx, hy - 1 * u), (hx + 3 * u, hy + 2 * u)],
-               fill=look.bag, width=max(1, int(1.2 * u)))
-    # neck, head, hair, hat
-    box(cx - 2.5 * u, neck_y - 2 * u, cx + 2.5 * u, neck_y + 4 * u, look.skin)
-    hx, hy = head_c
-    d.ellipse([hx - head_r, hy - head_r, hx + head_r, hy + head_r], fill=look.skin)
-    d.pieslice([hx - head_r - 0.5 * u, hy - head_r - 1 * u, hx + head_r + 0.5 * u,
-                hy + head_r * 0.7], 180, 360, fill=look.hair)
+        hx, hy = hands[0 if p.side > 0 else 1]
+        p.box(hx - 5 * u, hy + 2 * u, hx + 5 * u, hy + 11 * u, look.bag)
+        p.line([(hx - 3 * u, hy + 2 * u), (hx, hy - 1 * u), (hx + 3 * u, hy + 2 * u)],
+               look.bag, 1.2)
+
+
+def _head(truth: dict[str, str], look: Look, p: _Pen) -> None:
+    """Neck, head, the hair on top and a hat (brim and crown)."""
+    u = p.u
+    p.box(p.cx - 2.5 * u, p.neck_y - 2 * u, p.cx + 2.5 * u, p.neck_y + 4 * u, look.skin)
+    hx, hy, r = _head_geometry(truth, p)
+    p.d.ellipse([hx - r, hy - r, hx + r, hy + r], fill=look.skin)
+    p.d.pieslice([hx - r - 0.5 * u, hy - r - 1 * u, hx + r + 0.5 * u, hy + r * 0.7], 180, 360,
+                 fill=look.hair)
     if truth["hat"] == "hat":
-        box(hx - head_r - 3 * u, hy - head_r * 0.35, hx + head_r + 3 * u,
-            hy - head_r * 0.35 + 2.5 * u, look.hat)
-        box(hx - head_r * 0.85, hy - head_r - 3.5 * u, hx + head_r * 0.85,
-            hy - head_r * 0.35, look.hat)
-    # an occluder in front (a passer-by's arm, a pole, a bin) in 15% of the images
-    if rng.random() < 0.15:
-        ox = rng.uniform(0.1, 0.9) * w
-        oy = rng.uniform(0.4, 0.9) * h
-        box(ox, oy, ox + rng.uniform(0.05, 0.25) * w, h,
-            tuple(rng.randint(30, 200) for _ in range(3)))
+        p.box(hx - r - 3 * u, hy - r * 0.35, hx + r + 3 * u, hy - r * 0.35 + 2.5 * u, look.hat)
+        p.box(hx - r * 0.85, hy - r - 3.5 * u, hx + r * 0.85, hy - r * 0.35, look.hat)
+
+
+def _camera(im: Image.Image, rng: random.Random, size: int, camera: int) -> Image.Image:
+    """An occluder in 15% of the images, a mirror half the time, the downsample (2x drawn),
+    blur in 30%, the camera's tint and brightness, sensor noise."""
+    w, h = im.size
+    if rng.random() < 0.15:  # a passer-by's arm, a pole, a bin in front
+        ox, oy = rng.uniform(0.1, 0.9) * w, rng.uniform(0.4, 0.9) * h
+        ImageDraw.Draw(im).rectangle(
+            [ox, oy, ox + rng.uniform(0.05, 0.25) * w, h],
+            fill=tuple(rng.randint(30, 200) for _ in range(3)))
     if rng.random() < 0.5:
         im = im.transpose(Image.FLIP_LEFT_RIGHT)
     im = im.resize((size, size), Image.LANCZOS)
@@ -252,6 +296,21 @@ def render(truth: dict[str, str], look: Look, rng: random.Random, size: int = 12
     a = np.asarray(im, dtype=np.float32) * np.array(tint, dtype=np.float32) * bright
     a += np.random.default_rng(rng.getrandbits(32)).normal(0, 4.0, a.shape)
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def render(truth: dict[str, str], look: Look, rng: random.Random, size: int = 128,
+           camera: int = 0) -> Image.Image:
+    """One image of a person: a figure of the drawn attributes on a street-like background,
+    at a random position, scale and stance, seen by ``camera`` (tint, brightness), with an
+    occluder sometimes. Drawn at 2x and downsampled (antialiased)."""
+    im = _background(rng, 2 * size, 2 * size)
+    p = _pen(im, truth, rng)
+    _behind(truth, look, p)
+    _lower_body(truth, look, p, rng)
+    hands = _upper_body(truth, look, p, rng)
+    _carried(truth, look, p, hands)
+    _head(truth, look, p)
+    return _camera(im, rng, size, camera)
 
 
 # ---------------------------------------------------------------- the dataset on disk
