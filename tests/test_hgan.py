@@ -161,3 +161,19 @@ def test_level_weights_chosen_on_validation_never_lose_to_the_sentence_level():
         sent = mean_ap(m.global_scores(img, txt).T, rel)
         full = mean_ap(m.scores(img, txt).T, rel)
     assert full >= sent - 1e-6
+
+
+def test_own_local_text_keeps_the_local_losses_out_of_the_sentence_branch():
+    sp = toy_text_split(8)
+    batch = {"images": torch.from_numpy(sp.images[:4]).permute(0, 3, 1, 2).float() / 255,
+             "texts": sp.captions[:8:2], "ids": torch.tensor(sp.labels[:4])}
+    for mode, touched in (("shared", True), ("own", False)):
+        m = _model(local_text=mode, id_weight=0.0, pair=True)
+        img = m.encode_image(batch["images"])
+        txt = m.encode_texts(batch["texts"])
+        local = sum(m.local_scores(img, txt, lv).sum() for lv in m.levels)
+        local.backward()
+        grad = m.t_proj.weight.grad
+        assert (grad is not None and grad.abs().sum() > 0) == touched, mode
+    with pytest.raises(TgirError, match="local_text"):
+        _model(local_text="separate")

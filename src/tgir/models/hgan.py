@@ -38,6 +38,11 @@ Readings and additions (issue 21; measured in the README):
   inverse temperature beta per level and direction multiplies the normalised row before the
   noise (``gumbel_scale``, beta = 4 at the start; beta -> infinity is the noise-free top-k).
 - The word level matches word pieces only: [CLS] / [SEP] are left out of T_w's regions.
+- ``local_text``: in the paper the word features T_w feed both the word level and the
+  bi-LSTM of the sentence level ("shared", the default). Measured here, the word / phrase
+  hinge losses then pull the shared projection away from what the sentence level needs
+  (issue 21 item 3; README); ``own`` gives the local levels their own projection and
+  self-attention over the same encoder outputs.
 - ``freeze_backbone``: a frozen pretrained backbone (the paper's ResNet-50 is pretrained) has
   its last map cached on disk by the trainer (``cache_spec``).
 """
@@ -148,8 +153,11 @@ class HGAN(nn.Module):
                  pair: bool = True,
                  last4: bool = False, pretrained_text: bool = True,
                  freeze_text: bool = True, max_len: int = 64, scorer_hidden: int = 128,
-                 gumbel_scale: float = 4.0, freeze_backbone: bool = False):
+                 gumbel_scale: float = 4.0, freeze_backbone: bool = False,
+                 local_text: str = "shared"):
         super().__init__()
+        if local_text not in ("shared", "own"):
+            raise TgirError(f"HGAN local_text must be shared or own, not {local_text!r}")
         if attention not in ("gumbel", "soft", "max"):
             raise TgirError(f"HGAN attention must be gumbel, soft or max, not {attention!r}")
         self.backbone = create_image_encoder(image_encoder, **(image_encoder_cfg or {}))
@@ -197,6 +205,14 @@ class HGAN(nn.Module):
         self.margin, self.id_weight, self.use_pair = margin, id_weight, pair
         if not pair and id_weight <= 0:
             raise TgirError("HGAN needs a sentence-level loss: model.pair or model.id_weight")
+        # local_text "own": the word / phrase levels read the text encoder through their own
+        # projection and self-attention, so their hinge losses (eq. 9) do not train the
+        # sentence branch (created last: "shared" initialises exactly as before)
+        self.local_text = local_text
+        if local_text == "own":
+            self.t_proj_local = nn.Linear(d, local_dim)
+            self.t_word_local = nn.TransformerEncoderLayer(local_dim, 4, 2 * local_dim, 0.1,
+                                                           batch_first=True)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return [] if self.freeze_backbone else list(self.backbone.parameters())
@@ -239,6 +255,9 @@ class HGAN(nn.Module):
                                                    enforce_sorted=False)
         _, (hn, _) = self.lstm(packed)
         t_g = torch.cat([hn[0], hn[1]], 1)  # last forward and backward hidden states
+        if self.local_text == "own":
+            x = self.t_proj_local(h)
+            t_w = self.t_word_local(x, src_key_padding_mask=~mask)
         phrases, p_mask = self._phrases(texts, x, mask, offsets)
         t_p = self.t_phrase(phrases, src_key_padding_mask=~p_mask)
         # word-level regions: word pieces only ([CLS] / [SEP] have an empty character span)
