@@ -41,6 +41,9 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
              ("sentence", ["model.word=false", "model.phrase=false"]),
              ("+word", ["model.word=true", "model.phrase=false"]),
              ("+word+phrase (HGAN)", ["model.word=true", "model.phrase=true"]),
+             # issue 21 item 3: the local levels on their own text projection (models/hgan.py)
+             ("HGAN (own local text)", ["model.word=true", "model.phrase=true",
+                                        "model.local_text=own"]),
              ("HGAN w/o Gumbel (soft)", ["model.attention=soft"]),
              ("HGAN max Gumbel", ["model.attention=max"])],
 }
