@@ -323,3 +323,30 @@ def test_css2d_attribute_benchmark_is_zero_shot(tiny_css2d):
     assert kind == "css2d" and [it.id for it in items] == te.image_ids
     row = {k: te.schema[k][v] for k, v in zip(te.schema, te.attributes[0], strict=True)}
     assert items[0].meta["attributes"] == row
+
+
+def test_diagnosis_ranks_by_the_head_and_by_aihms_own_classifiers():
+    """issue 22: the own-classifier ranking is the log-product of AIHM's visual classifiers,
+    the head ranking is what the evaluator reports; results rows per model and ranking."""
+    from tgir.eval.aihm_diagnosis import diagnose_split, own_classifier_scores, results_doc
+
+    torch.manual_seed(0)
+    split = toy_split(n_per_combo=1)
+    m = AIHM(TOY_SCHEMA, image_encoder="small_resnet", dim_loc=32, dim_glo=64, dim_cm=32).eval()
+    q = split.queries()[:3]
+    own = own_classifier_scores(m, split, q, batch_size=7)  # batches must not matter
+    with torch.no_grad():
+        _, _, lg = m.visual(m.encode_image(torch.from_numpy(split.images).permute(0, 3, 1, 2)
+                                           .float() / 255))
+    want = sum(torch.log_softmax(lg[j], 1)[:, torch.from_numpy(q[:, j])].T.numpy()
+               for j in range(3))
+    assert own.shape == (3, len(split.images)) and np.allclose(own, want, atol=1e-4)
+    got = diagnose_split(m, split)
+    assert set(got) == {"head", "own classifiers"}
+    assert got["head"] == evaluate_attribute_split(m, split)
+    fake = {"label": "AIHM 2-layer", "steps": 10, "benchmark": "toy",
+            "test (unseen combinations)": got, "train (seen combinations)": got}
+    doc = results_doc([{**fake, "seed": 0}, {**fake, "seed": 1}], "cmd")
+    assert [r["model"] for r in doc["rows"]] == ["AIHM 2-layer: head",
+                                                 "AIHM 2-layer: own classifiers"] * 2
+    assert doc["rows"][0]["seeds"] == [0, 1] and doc["rows"][0]["metrics"]["mAP"]["std"] == 0

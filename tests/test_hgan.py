@@ -79,6 +79,18 @@ def test_rerank_protocol_equals_full_computation_when_it_covers_the_gallery():
         assert np.allclose(part[r, top], full[r, top], atol=1e-5)
 
 
+def test_frozen_text_memo_equals_encoding_the_batch_at_once():
+    m = _model().eval()
+    caps = toy_text_split(6).captions
+    m.text.frozen(caps[:3])  # a first batch fills the memo with other padding
+    h, mask, off = m.text.frozen(caps[1:7])
+    h0, mask0, off0 = m.text(caps[1:7])
+    assert torch.equal(mask, mask0) and torch.equal(off, off0)
+    assert torch.allclose(h[mask], h0[mask0], atol=1e-5) and len(m.text._memo) == 7
+    m.load_state_dict(m.state_dict())  # new weights empty the memo
+    assert "_memo" not in m.text.__dict__
+
+
 def test_text_limits():
     m = _model(max_len=8).eval()
     with pytest.warns(UserWarning, match="truncated"):

@@ -44,8 +44,8 @@ ROWS: dict[str, list[tuple[str, list[str]]]] = {
              # issue 21 item 3: the local levels on their own text projection (models/hgan.py)
              ("HGAN (own local text)", ["model.word=true", "model.phrase=true",
                                         "model.local_text=own"]),
-             ("HGAN w/o Gumbel (soft)", ["model.attention=soft"]),
-             ("HGAN max Gumbel", ["model.attention=max"])],
+             ("soft attention", ["model.attention=soft"]),
+             ("max (k=1)", ["model.attention=max"])],
 }
 KEYS = {"hffca": ("R@1", "R@10", "R@50"), "hgan": ("t2i R@1", "t2i R@5", "t2i R@10", "t2i mAP")}
 # evaluator key -> the paper's metric name in the results file
