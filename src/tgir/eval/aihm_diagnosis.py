@@ -40,19 +40,31 @@ def _label(cfg) -> str:
 
 
 @torch.no_grad()
+def image_side(model, split: AttributeSplit, batch_size: int = 256
+               ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """AIHM's gallery vectors (``embed_target``) and each attribute's log p(value | image),
+    from one backbone pass over the split's images."""
+    model.eval()
+    dev = next(model.parameters()).device
+    g, logp = [], []
+    for i in range(0, len(split.images), batch_size):
+        x, v_logits = model.image_side(to_tensor_batch(split.images[i:i + batch_size]).to(dev))
+        g.append(x.float().cpu())
+        logp.append([torch.log_softmax(lg, 1).float().cpu() for lg in v_logits])
+    per_attr = [torch.cat([b[j] for b in logp]).numpy() for j in range(len(logp[0]))]
+    return torch.cat(g).numpy(), per_attr
+
+
+def own_scores(per_attr: list[np.ndarray], queries: np.ndarray) -> np.ndarray:
+    """(Q, N): sum_i log p_i(q_i | image), the product of AIHM's own classifiers."""
+    q = np.asarray(queries)
+    return sum(per_attr[j][:, q[:, j]].T for j in range(q.shape[1]))
+
+
 def own_classifier_scores(model, split: AttributeSplit, queries: np.ndarray,
                           batch_size: int = 256) -> np.ndarray:
     """(Q, N): sum_i log p_i(q_i | image) from AIHM's visual attribute classifiers."""
-    model.eval()
-    dev = next(model.parameters()).device
-    logp = []
-    for i in range(0, len(split.images), batch_size):
-        x = to_tensor_batch(split.images[i:i + batch_size]).to(dev)
-        _, _, v_logits = model.visual(model.encode_image(x))
-        logp.append([torch.log_softmax(lg, 1).float().cpu() for lg in v_logits])
-    per_attr = [torch.cat([b[j] for b in logp]).numpy() for j in range(len(logp[0]))]
-    q = np.asarray(queries)
-    return sum(per_attr[j][:, q[:, j]].T for j in range(q.shape[1]))
+    return own_scores(image_side(model, split, batch_size)[1], queries)
 
 
 def diagnose_split(model, split: AttributeSplit, queries: np.ndarray | None = None
@@ -62,12 +74,13 @@ def diagnose_split(model, split: AttributeSplit, queries: np.ndarray | None = No
     baseline, its own ranking."""
     queries = split.queries() if queries is None else queries
     rel = split.relevance(queries)
-    score = score_all(model, embed_attribute_sets(model, queries),
-                      embed_images(model, split.images))
-    if not hasattr(model, "visual"):  # the attr_classifier baseline: its log-product
-        return {"classifier": cmc_and_map(score, rel)}
-    own = own_classifier_scores(model, split, queries)
-    return {"head": cmc_and_map(score, rel), "own classifiers": cmc_and_map(own, rel)}
+    q = embed_attribute_sets(model, queries)
+    if not hasattr(model, "image_side"):  # the attr_classifier baseline: its log-product
+        return {"classifier": cmc_and_map(score_all(model, q, embed_images(model, split.images)),
+                                          rel)}
+    g, per_attr = image_side(model, split)
+    return {"head": cmc_and_map(score_all(model, q, g), rel),
+            "own classifiers": cmc_and_map(own_scores(per_attr, queries), rel)}
 
 
 def diagnose_run(run_dir: str | Path, train_queries: int = 192, seed: int = 0,

@@ -242,9 +242,14 @@ class AIHM(PooledBackbone, nn.Module):
     def embed_target(self, images: torch.Tensor) -> torch.Tensor:
         """Image side, computed once per gallery image: [FC_V^glo x_glo, FC_V^loc x_loc_i ...,
         rho_1 ... rho_A] flattened to (B, 512 (A + 1) + A)."""
+        return self.image_side(images)[0]
+
+    def image_side(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``embed_target``'s vector and the visual attribute classifiers' logits (one per
+        attribute), from one pass of the backbone."""
         x_glo, x_loc, v_logits = self.visual(self.encode_image(images))
         return torch.cat([self.fc_v_glo(x_glo), self.fc_v_loc(x_loc).flatten(1),
-                          self.quality_weights(v_logits)], 1)
+                          self.quality_weights(v_logits)], 1), v_logits
 
     def quality_weights(self, v_logits: list[torch.Tensor]) -> torch.Tensor:
         """rho^loc_i of Figure 5(b), one per attribute (B, A). The supplementary draws a
@@ -334,9 +339,7 @@ class AIHM(PooledBackbone, nn.Module):
         """Matching BCE (Table 7: 1 / 0 targets) + softmax CE of every visual and textual
         attribute classifier (Figures 1-4, SCE)."""
         attrs = batch["attributes"]
-        x_glo, x_loc, v_logits = self.visual(self.encode_image(batch["images"]))
-        img = torch.cat([self.fc_v_glo(x_glo), self.fc_v_loc(x_loc).flatten(1),
-                         self.quality_weights(v_logits)], 1)
+        img, v_logits = self.image_side(batch["images"])
         negs = self._negatives(attrs)
         b, k, a = negs.shape
         keep = ~(negs == attrs[:, None]).all(-1)  # a "negative" equal to the truth is not one

@@ -124,14 +124,18 @@ class MiniLMText(nn.Module):
         h = (torch.cat(out.hidden_states[-4:], -1) if self.last4 else out.last_hidden_state)
         return h, enc["attention_mask"].bool().to(dev), enc["offset_mapping"]
 
+    MEMO_BYTES = 2 << 30  # bound of the frozen-text memo (oldest texts dropped first)
+
     @torch.no_grad()
     def frozen(self, texts: list[str]):
         """``forward`` of a frozen encoder (eval mode, no graph), each distinct text encoded
         once per model and kept in memory: a 1,500-step run draws each training caption about
         four times, and the encoder was ~60% of a step (issue 21). A text's features do not
         depend on the batch's padding (attention mask), so a batch assembled from the memo
-        equals the batch encoded at once to float rounding (tested)."""
-        memo = self.__dict__.setdefault("_memo", {})
+        equals the batch encoded at once to float rounding (tested). The memo is bounded in
+        bytes (``MEMO_BYTES``), so an index over millions of captions cannot exhaust memory."""
+        memo = self.__dict__.setdefault("_memo", {})  # text -> (features, offsets)
+        used = self.__dict__.get("_memo_bytes", 0)
         todo = list(dict.fromkeys(t for t in texts if t not in memo))
         for s in range(0, len(todo), 64):
             chunk = todo[s:s + 64]
@@ -139,10 +143,11 @@ class MiniLMText(nn.Module):
             for i, t in enumerate(chunk):
                 n = int(mask[i].sum())
                 memo[t] = (h[i, :n].cpu(), offsets[i, :n])
+                used += memo[t][0].nbytes
         rows = [memo[t] for t in texts]
-        if len(memo) > self.MEMO_MAX:  # e.g. an index of millions of captions: keep it bounded
-            for t in list(memo)[:len(memo) - self.MEMO_MAX]:
-                del memo[t]
+        while used > self.MEMO_BYTES and len(memo) > len(texts):
+            used -= memo.pop(next(iter(memo)))[0].nbytes
+        self.__dict__["_memo_bytes"] = used
         n = max(r[0].shape[0] for r in rows)
         dev = next(self.bert.parameters()).device
         h = torch.zeros(len(texts), n, self.out_dim)
@@ -152,10 +157,9 @@ class MiniLMText(nn.Module):
             h[i, :len(hi)], mask[i, :len(hi)], offsets[i, :len(hi)] = hi, True, oi
         return h.to(dev), mask.to(dev), offsets
 
-    MEMO_MAX = 200_000
-
     def _load_from_state_dict(self, *args, **kwargs):
         self.__dict__.pop("_memo", None)  # new weights: the memo is stale
+        self.__dict__.pop("_memo_bytes", None)
         super()._load_from_state_dict(*args, **kwargs)
 
 
