@@ -189,3 +189,30 @@ def test_own_local_text_keeps_the_local_losses_out_of_the_sentence_branch():
         assert (grad is not None and grad.abs().sum() > 0) == touched, mode
     with pytest.raises(TgirError, match="local_text"):
         _model(local_text="separate")
+
+
+def test_diagnosis_fusion_is_the_evaluators_ranking_and_overlap_is_measured():
+    """hgan_diagnosis (issue 21): its fused ranking equals the evaluator's; with a huge beta
+    the noisy training selection equals the evaluation one (overlap ~1)."""
+    from tgir.eval.evaluate import evaluate_text_image
+    from tgir.eval.hgan_diagnosis import rankings, selection_overlap
+
+    torch.manual_seed(0)
+    sp = toy_text_split(24)
+    model = _model()
+    model.level_weight.fill_(0.5)
+    got = rankings(model, sp, rerank=10)
+    want = evaluate_text_image(model, sp, rerank=10)
+    assert got["fused (chosen w)"]["R@1"] == pytest.approx(want["t2i R@1"])
+    assert got["fused (chosen w)"]["mAP"] == pytest.approx(want["t2i mAP"])
+    assert {"sentence", "word", "phrase", "fused (w = 1)"} <= set(got)
+    for p in model.log_beta.values():
+        p.data.fill_(12.0)
+    sel = selection_overlap(model, sp, pairs=16)
+    assert set(sel) == {"word i2t", "word t2i", "phrase i2t", "phrase t2i"}
+    # (not exactly 1: the toy's flat background gives identical regions, ties the noise breaks)
+    assert all(s["overlap"] > 0.97 for s in sel.values()), sel
+    for p in model.log_beta.values():
+        p.data.fill_(-12.0)  # beta ~ 0: the noise alone selects
+    sel = selection_overlap(model, sp, pairs=16, draws=16)
+    assert sel["word i2t"]["overlap"] < 0.9

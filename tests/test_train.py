@@ -97,3 +97,42 @@ def test_short_training_learns(tiny_css2d, tmp_path):
     assert trained["R@1"] > untrained["R@1"] + 0.1
     assert trained["R@1"] > copy["R@1"]
     assert np.isfinite(trained["R@10"])
+
+
+def test_keep_best_restores_the_best_validation(tiny_css2d, tmp_path):
+    """train.keep_best: the saved model is the weights of the best validation, not the last
+    step's; a scripted validator makes step 4 the best of 2, 4, 6."""
+    scores = iter([0.2, 0.9, 0.5])
+    snapshots = {}
+
+    def validate(m, v, s):
+        value = next(scores)
+        snapshots[value] = {k: t.clone() for k, t in m.state_dict().items()}
+        return {"mAP": value}
+
+    run = tmp_path / "run"
+    summary = train(_cfg(tiny_css2d, "maaf", val_every=2, keep_best="mAP"), run,
+                    progress=False, validate=validate)
+    assert summary["best"] == {"step": 4, "mAP": 0.9}
+    saved, _ = checkpoint.read(run / "model.safetensors")
+    assert all(torch.equal(saved[k], t) for k, t in snapshots[0.9].items())
+    assert not all(torch.equal(saved[k], t) for k, t in snapshots[0.5].items())
+
+
+def test_keep_best_needs_a_validation_metric(tiny_css2d, tmp_path):
+    with pytest.raises(TgirError, match="val_every"):
+        train(_cfg(tiny_css2d, keep_best="mAP"), tmp_path / "a", progress=False,
+              validate=lambda m, v, s: {"mAP": 0.0})
+    with pytest.raises(TgirError, match="'mAP' is not a validation metric"):
+        train(_cfg(tiny_css2d, keep_best="mAP", val_every=2), tmp_path / "b", progress=False,
+              validate=lambda m, v, s: {"R@1": 0.0})
+
+
+def test_keep_best_survives_a_resume(tiny_css2d, tmp_path):
+    scores = iter([0.2, 0.9, 0.5])
+    cfg = _cfg(tiny_css2d, "maaf", val_every=2, keep_best="mAP")
+    run = tmp_path / "run"
+    v = lambda m, vocab, s: {"mAP": next(scores)}  # noqa: E731
+    train(cfg, run, progress=False, validate=v, stop_at=4)
+    summary = train(cfg, run, resume=True, progress=False, validate=v)
+    assert summary["best"] == {"step": 4, "mAP": 0.9}

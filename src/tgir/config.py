@@ -44,6 +44,8 @@ class TrainConfig:
     ckpt_every: int = 500
     val_every: int = 0  # 0: only at the end
     val_queries: int = 1000  # validation queries scored each time (all if fewer)
+    keep_best: str = ""  # a validation metric (e.g. mAP, R@1): keep the weights of the
+    # validation with the highest value (checked every val_every steps), not the last step's
     feature_cache: str = "auto"  # frozen backbone (model.freeze_backbone): auto = cache its
     # maps once per image under $XDG_CACHE_HOME/tgir/features; off; or a directory
 

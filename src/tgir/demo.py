@@ -122,7 +122,8 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
              fresh: bool = False, progress: bool = True, dataset: str = "css2d",
              seeds: list[int] | None = None, command: str | None = None,
-             results_path: str | Path | None = None, cache_dir: str | None = None) -> dict:
+             results_path: str | Path | None = None, cache_dir: str | None = None,
+             overrides: list[str] | None = None) -> dict:
     """Generate the benchmark (css2d at ``scale``, or emoji), train ``models`` from the
     built-in configs (their steps times ``steps_scale``) for each of ``seeds`` (seed 0 into
     ``workdir/runs/MODEL``, seed S into ``runs/MODEL-seedS``), evaluate; writes
@@ -144,10 +145,12 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     results: dict[str, dict[str, float]] = {}  # the first seed's metrics per model
     per_seed: dict[str, list[dict[str, float]]] = {}
     steps: dict[str, int] = {}
+    chosen: dict[str, str] = {}  # train.keep_best: ", best val mAP" in the training column
     timings: dict[str, float] = {}
     for m in models:
         for seed in seeds:
-            cfg = config.load(builtin_config(dataset, m), [f"data.root={root}"])
+            cfg = config.load(builtin_config(dataset, m), [f"data.root={root}",
+                                                           *(overrides or [])])
             cfg.train.steps = max(1, int(round(cfg.train.steps * steps_scale)))
             cfg.train.lr_milestones = [int(round(x * steps_scale))
                                        for x in cfg.train.lr_milestones]
@@ -155,6 +158,8 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
             if cache_dir:
                 cfg.train.feature_cache = cache_dir
             steps[m] = cfg.train.steps
+            if cfg.train.keep_best:
+                chosen[m] = f", checkpoint of best val {cfg.train.keep_best}"
             name = m if seed == 0 else f"{m}-seed{seed}"
             run = workdir / "runs" / name
             t = time.time()
@@ -207,8 +212,8 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     rows = [results_file.make_row(DISPLAY.get(m, m), seeds if m != "copy_source" else [0],
                              rs if m != "copy_source" else rs[:1],
                              results_file.paper_names(list(rs[0])),
-                             columns={"training": f"{steps[m]:,} steps" if steps[m]
-                                      else "none"})
+                             columns={"training": f"{steps[m]:,} steps{chosen.get(m, '')}"
+                                      if steps[m] else "none"})
             for m, rs in per_seed.items()]
     doc = results_file.new(key, command or f"tgir demo --dataset {dataset} --scale {scale}",
                       max(steps.values()), rows, seconds=line["seconds"],

@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction, common: Parents) -> None:
     own.add_argument("--results", default=None, metavar="FILE",
                      help="also write the results file here (always: WORKDIR/results/"
                           "DATASET.json)")
+    own.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value for every run (repeatable), e.g. "
+                          "train.keep_best=mAP train.val_every=250: keep each run's best "
+                          "validation checkpoint")
     own.add_argument("--no-serve", action="store_true",
                      help="stop after the results (default: then serve the search page on the "
                           "best model's index of the test split)")
@@ -78,7 +82,7 @@ def run(a: argparse.Namespace) -> None:
     line = run_demo(workdir, models=models, scale=a.scale,
                     steps_scale=steps_scale, fresh=a.fresh, progress=not a.quiet,
                     dataset=a.dataset, seeds=a.seeds, command=a.command,
-                    results_path=a.results, cache_dir=a.cache_dir)
+                    results_path=a.results, cache_dir=a.cache_dir, overrides=a.set)
     print(json.dumps(line), flush=True)
     if not a.no_serve:
         from tgir.search.server import serve

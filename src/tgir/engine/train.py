@@ -238,6 +238,22 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: config.Config) -> N
     ckpt.atomic_save(tensors, path, {"step": step, "optim": ometa, "config": cfg.to_dict()})
 
 
+def _keep_if_best(model, metric: str, metrics: dict, step: int, best: dict | None,
+                  path: Path) -> dict | None:
+    """Save the weights when validation ``metric`` beats ``best`` (train.keep_best)."""
+    if not metric:
+        return best
+    if metric not in metrics:
+        raise TgirError(f"train.keep_best: {metric!r} is not a validation metric of this "
+                        f"task (it reports {', '.join(sorted(metrics))})")
+    value = float(metrics[metric])
+    if best is not None and value <= best["value"]:
+        return best  # ties keep the earlier, less trained weights
+    best = {"step": step, "value": value}
+    ckpt.atomic_save(model.state_dict(), path, {"best": best})
+    return best
+
+
 def _feature_cache(model, spec, images: np.ndarray, tc: config.TrainConfig,
                    info: distributed.DistInfo, device: torch.device, progress: bool):
     """The disk cache of the model's frozen features (``spec``), filled with the training
@@ -283,6 +299,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         raise TgirError(problem or f"rank 0 refused the run directory {out}")
     if tc.steps < 1 or tc.batch_size < 2:
         raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
+    if tc.keep_best and (validate is None or not tc.val_every):
+        raise TgirError(f"train.keep_best: {tc.keep_best} needs validation: set "
+                        f"train.val_every > 0 and data.val_fraction > 0")
     if tc.batch_size % info.world:
         raise TgirError(f"train.batch_size {tc.batch_size} (the global batch) must divide "
                         f"evenly over {info.world} processes")
@@ -300,6 +319,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     if cfg.model["name"] == "hffca":  # MCF's maps are sized by the image token count
         cfg.model.setdefault("image_size", int(full.images.shape[1]))
     train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
+    if tc.keep_best and val_split is None:
+        raise TgirError(f"train.keep_best: {tc.keep_best} needs a validation split: set "
+                        f"data.val_fraction > 0")
     n_train = len(train_split.images) if attributes or pairs else train_split.num_queries
     if n_train < tc.batch_size:
         raise TgirError(f"only {n_train} training {'queries' if n_train else 'images'} for "
@@ -361,6 +383,9 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
         log.writerow(["step", "loss", "lr", "seconds", "val"])
     t0 = time.time()
     val_metrics: dict = {}
+    best_path = out / "checkpoints" / "best.safetensors"
+    best = (ckpt.read(best_path)[1]["best"] if resume and tc.keep_best and best_path.is_file()
+            else None)  # {"step", "value"} of the best validation so far
     losses: list[float] = []
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="train",
                disable=not progress, mininterval=1.0)
@@ -396,6 +421,8 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
                         vs = vs.subset_queries(np.arange(tc.val_queries))
                     val_metrics = validate(model, vocab, vs)
                     model.train()
+                    best = _keep_if_best(model, tc.keep_best, val_metrics, done, best,
+                                         best_path)
                 log.writerow([done, f"{mean:.5f}", opt.param_groups[1]["lr"],
                               f"{time.time() - t0:.1f}",
                               json.dumps(val_metrics) if val_now else ""])
@@ -412,6 +439,10 @@ def train(cfg: config.Config, out: str | Path, resume: bool = False,
     summary = {"steps": tc.steps, "resumed_from": start, "seconds": round(time.time() - t0, 1),
                "final_loss": float(np.mean(losses[-tc.log_every:])) if losses else None,
                "val": val_metrics, "processes": info.world}
+    if best is not None:  # the final model is the best validation's (train.keep_best)
+        tensors, _ = ckpt.read(best_path)
+        model.load_state_dict(tensors)
+        summary["best"] = {"step": best["step"], tc.keep_best: best["value"]}
     fc = getattr(model, "feature_cache", None)
     if fc is not None:  # batches served from the cache vs through the backbone
         summary["feature_cache"] = {"dir": str(fc.dir), "hits": fc.hits, "misses": fc.misses}

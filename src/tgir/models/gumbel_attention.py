@@ -59,7 +59,9 @@ def gumbel_topk(gamma: torch.Tensor, k: int, temperature: float = 1.0,
     g = g.masked_fill(~valid, float("-inf"))
     soft = torch.softmax(g / temperature, dim=-1)  # line 11
     kk = min(k, gamma.shape[-1])
-    idx = torch.topk(soft, kk, dim=-1).indices  # line 12
+    # line 12: the top k of the softmax, taken on its logits (the same order; the softmax
+    # underflows to exact 0 ties for a large beta, which would make the choice arbitrary)
+    idx = torch.topk(g, kk, dim=-1).indices
     hard = torch.zeros_like(soft).scatter_(-1, idx, 1.0) * valid
     return hard + (soft - soft.detach())  # forward value exactly k-hot
 
