@@ -38,7 +38,7 @@ from tgir import config
 from tgir.data import build, css2d
 from tgir.data.text import Vocabulary
 from tgir.engine import distributed
-from tgir.engine.train import _make_optimizer, composed_batcher
+from tgir.engine.train import composed_batcher, make_optimizer
 from tgir.models.checkpoint import build_model
 from tgir.models.feature_cache import DiskFeatureCache
 
@@ -70,7 +70,7 @@ def steps_per_second(root: Path, image_size: int, mode: str, steps: int, encoder
         cache.build(spec.extract, split.images[used], progress=False)
         build_s = time.time() - t
         model.feature_cache = cache
-    opt = _make_optimizer(model, cfg.train)
+    opt = make_optimizer(model, cfg.train)
     step = distributed.wrap(model, distributed.DistInfo(), torch.device("cpu"))
     make = composed_batcher(split, vocab, cfg.train, torch.device("cpu"))
     model.train()

@@ -192,7 +192,7 @@ def _lr_factor(tc: config.TrainConfig, step: int) -> float:
     return f
 
 
-def _make_optimizer(model: torch.nn.Module, tc: config.TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, tc: config.TrainConfig) -> torch.optim.Optimizer:
     bb = {id(p) for p in model.backbone_parameters()}
     groups = [
         {"params": [p for p in model.parameters() if id(p) in bb], "lr": tc.backbone_lr,
@@ -276,184 +276,266 @@ def _feature_cache(model, spec, images: np.ndarray, tc: config.TrainConfig,
     return cache if info.is_main else DiskFeatureCache(root, spec.key)
 
 
+class Trainer:
+    """One training run in named phases (``run`` calls them in order):
+
+    ``check`` (run directory, resume, batch size) -> ``load_data`` (the split, the model's
+    data-derived config, the train / validation split) -> ``prepare_dir`` (vocabulary and
+    config beside the run) -> ``build`` (model, optimizer, resume, feature cache, batcher) ->
+    ``loop`` (steps, log, validation, checkpoints) -> ``finish`` (calibration, the final
+    model, the summary).
+    """
+
+    def __init__(self, cfg: config.Config, out: str | Path, resume: bool = False,
+                 validate: Validator | None = None, progress: bool = True,
+                 data: Split | None = None, stop_at: int | None = None):
+        self.cfg, self.tc, self.out = cfg, cfg.train, Path(out)
+        self.resume, self.validate, self.data, self.stop_at = resume, validate, data, stop_at
+        self.last = self.out / "checkpoints" / "last.safetensors"
+        self.best_path = self.out / "checkpoints" / "best.safetensors"
+        self.info, self.device = distributed.setup(pick_device(self.tc.device))
+        self.progress = progress and self.info.is_main
+
+    def run(self) -> dict:
+        """Train ``cfg`` into ``out``; returns a summary (steps, seconds, last loss, val
+        metrics), or ``{"steps": n, "stopped": True}`` when ``stop_at`` ended it early."""
+        self.check()
+        self.load_data()
+        self.prepare_dir()
+        self.build()
+        stopped = self.loop()
+        return stopped if stopped is not None else self.finish()
+
+    def check(self) -> None:
+        """Refuse a non-empty run directory without ``resume`` (decided by rank 0 alone,
+        before anyone writes, then shared) and impossible batch / validation settings."""
+        out, tc, info = self.out, self.tc, self.info
+        problem = None
+        if info.is_main:
+            if out.exists() and any(out.iterdir()) and not self.resume:
+                problem = (f"run directory {out} is not empty: pass --resume to continue it, "
+                           f"or choose another --out")
+            elif self.resume and not self.last.is_file():
+                problem = f"cannot resume: no checkpoint at {self.last}"
+        if not distributed.broadcast_flag(info, problem is None):
+            raise TgirError(problem or f"rank 0 refused the run directory {out}")
+        if tc.steps < 1 or tc.batch_size < 2:
+            raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
+        if tc.keep_best and (self.validate is None or not tc.val_every):
+            raise TgirError(f"train.keep_best: {tc.keep_best} needs validation: set "
+                            f"train.val_every > 0 and data.val_fraction > 0")
+        if tc.batch_size % info.world:
+            raise TgirError(f"train.batch_size {tc.batch_size} (the global batch) must divide "
+                            f"evenly over {info.world} processes")
+
+    def load_data(self) -> None:
+        """The train split, the model config it implies (identity count, attribute schema,
+        token count) and its train / validation parts."""
+        cfg, tc = self.cfg, self.tc
+        full = self.data if self.data is not None else build(
+            cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size,
+            strict=cfg.data.strict)
+        self.full = full
+        self.attributes = isinstance(full, AttributeSplit)
+        self.pairs = isinstance(full, ItemTextSplit)
+        self.captions = isinstance(full, TextImageSplit)
+        if self.captions:  # the identity classifier's size (Zheng et al. eq. 10)
+            cfg.model.setdefault("num_ids", int(full.labels.max()) + 1)
+        if self.attributes:
+            cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
+        if cfg.model["name"] == "hffca":  # MCF's maps are sized by the image token count
+            cfg.model.setdefault("image_size", int(full.images.shape[1]))
+        self.train_split, self.val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
+        if tc.keep_best and self.val_split is None:
+            raise TgirError(f"train.keep_best: {tc.keep_best} needs a validation split: set "
+                            f"data.val_fraction > 0")
+        ts = self.train_split
+        n_train = len(ts.images) if self.attributes or self.pairs else ts.num_queries
+        if n_train < tc.batch_size:
+            raise TgirError(f"only {n_train} training {'queries' if n_train else 'images'} "
+                            f"for batch size {tc.batch_size}")
+
+    def prepare_dir(self) -> None:
+        """Create the run directory (removing temp files of a killed writer) and write or
+        read the vocabulary; the config (and catalog display names) beside it."""
+        out, full, info = self.out, self.full, self.info
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            for stale in [*out.glob(".*.safetensors.*"),
+                          *out.glob("checkpoints/.*.safetensors.*")]:
+                stale.unlink()  # temp files of a writer that was killed; real files are intact
+        if self.resume:
+            self.vocab = Vocabulary.load(out / "vocab.json")
+        else:
+            if self.captions:  # the model tokenises its own text (MiniLM word pieces)
+                self.vocab = Vocabulary([])
+            elif self.pairs:
+                self.vocab = Vocabulary(full.vocabulary)
+            else:
+                self.vocab = Vocabulary.build(
+                    [v for vals in full.schema.values() for v in vals] if self.attributes
+                    else self.train_split.query_text)
+            if info.is_main:
+                self.vocab.save(out / "vocab.json")
+                config.dump(self.cfg, out / "config.yaml")
+                if self.pairs:
+                    (out / "display.json").write_text(json.dumps(full.display))
+        distributed.barrier(info)
+
+    def build(self) -> None:
+        """Model and optimizer (from the last checkpoint when resuming), the frozen-feature
+        cache, the model's data hooks and the batcher of the split's task."""
+        cfg, tc, info, device, ts = self.cfg, self.tc, self.info, self.device, self.train_split
+        torch.manual_seed(tc.seed)
+        model = ckpt.build_model(cfg, len(self.vocab)).to(device)
+        self.opt = make_optimizer(model, tc)
+        self.start = 0
+        if self.resume:
+            tensors, meta = ckpt.read(self.last)
+            model.load_state_dict({k[6:]: v for k, v in tensors.items()
+                                   if k.startswith("model.")})
+            _load_optim(self.opt, tensors, meta["optim"])
+            self.start = int(meta["step"])
+        spec = (model.cache_spec(int(ts.images.shape[1]))
+                if hasattr(model, "cache_spec") and tc.feature_cache != "off" else None)
+        if spec is not None:  # a frozen image part: its features once per training image
+            model.feature_cache = _feature_cache(model, spec, ts.images, tc, info, device,
+                                                 self.progress)
+        if self.attributes and hasattr(model, "set_training_sets"):  # AIHM's near misses
+            model.set_training_sets(torch.from_numpy(np.asarray(ts.attributes)))
+        if not self.resume and hasattr(model, "init_from_data"):  # PCA + GloVe (Sadeh et al.)
+            model.init_from_data(ts.images, [None, None] + [self.full.display.get(w, w)
+                                                            for w in self.vocab.itos[2:]])
+        share = (info.rank, info.world)
+        self.make_batch = (
+            attribute_batcher(ts, tc, device, share) if self.attributes
+            else pairs_batcher(ts, self.vocab, tc, device, share) if self.pairs
+            else caption_batcher(ts, tc, device, share) if self.captions
+            else composed_batcher(ts, self.vocab, tc, device, share))
+        self.model = model
+        self.step_loss = distributed.wrap(model, info, device)  # DDP around model.loss
+
+    def loop(self) -> dict | None:
+        """Steps ``start .. train.steps``; returns the early-stop summary for ``stop_at``."""
+        tc, info = self.tc, self.info
+        log_path = self.out / "log.csv"
+        new_log = not log_path.exists() or not self.resume
+        log_f = open(log_path if info.is_main else os.devnull, "w" if new_log else "a",
+                     newline="")
+        self.log = csv.writer(log_f)
+        if new_log:
+            self.log.writerow(["step", "loss", "lr", "seconds", "val"])
+        self.t0 = time.time()
+        self.val_metrics: dict = {}
+        self.best = (ckpt.read(self.best_path)[1]["best"]
+                     if self.resume and tc.keep_best and self.best_path.is_file()
+                     else None)  # {"step", "value"} of the best validation so far
+        self.losses: list[float] = []
+        bar = tqdm(range(self.start, tc.steps), initial=self.start, total=tc.steps,
+                   desc="train", disable=not self.progress, mininterval=1.0)
+        try:
+            self.model.train()
+            for step in bar:
+                self._step(step)
+                done = step + 1
+                if done % tc.log_every == 0 or self._val_due(done) or done == tc.steps:
+                    self._log(done, bar)
+                    log_f.flush()
+                if info.is_main and (done % tc.ckpt_every == 0 or done == tc.steps
+                                     or done == self.stop_at):
+                    _save_checkpoint(self.last, self.model, self.opt, done, self.cfg)
+                if done == self.stop_at and done < tc.steps:
+                    distributed.barrier(info)
+                    return {"steps": done, "stopped": True}
+        finally:
+            log_f.close()
+            bar.close()
+        return None
+
+    def _step(self, step: int) -> None:
+        """One optimizer step; the batch and dropout randomness depend only on (seed, step)."""
+        tc, model = self.tc, self.model
+        torch.manual_seed(tc.seed * 1_000_003 + step + 7919 * self.info.rank)
+        rng = np.random.default_rng([tc.seed, step])
+        if hasattr(model, "schedule"):  # e.g. unfreeze the top backbone blocks
+            model.schedule(step)
+        batch = self.make_batch(rng)
+        for g in self.opt.param_groups:
+            g["lr"] = g["base_lr"] * _lr_factor(tc, step)
+        loss = self.step_loss(batch)["loss"]
+        if not math.isfinite(loss.item()):
+            raise TgirError(f"loss became {loss.item()} at step {step}: lower train.lr "
+                            f"(the last checkpoint {self.last} is intact)")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        self.opt.step()
+        self.losses.append(loss.item())
+
+    def _val_due(self, done: int) -> bool:
+        tc = self.tc
+        return (self.validate is not None and self.val_split is not None
+                and self.info.is_main
+                and ((tc.val_every and done % tc.val_every == 0) or done == tc.steps))
+
+    def _log(self, done: int, bar) -> None:
+        """A log row (mean loss of the last ``log_every`` steps), validating when due and
+        keeping the best validation's weights (``train.keep_best``)."""
+        tc = self.tc
+        mean = float(np.mean(self.losses[-tc.log_every:]))
+        bar.set_postfix(loss=f"{mean:.3f}")
+        val_now = self._val_due(done)
+        if val_now:
+            vs = self.val_split
+            if isinstance(vs, ComposedSplit) and vs.num_queries > tc.val_queries:
+                vs = vs.subset_queries(np.arange(tc.val_queries))
+            self.val_metrics = self.validate(self.model, self.vocab, vs)
+            self.model.train()
+            self.best = _keep_if_best(self.model, tc.keep_best, self.val_metrics, done,
+                                      self.best, self.best_path)
+        self.log.writerow([done, f"{mean:.5f}", self.opt.param_groups[1]["lr"],
+                           f"{time.time() - self.t0:.1f}",
+                           json.dumps(self.val_metrics) if val_now else ""])
+
+    def finish(self) -> dict:
+        """The summary; on rank 0, the best validation's weights (``keep_best``), the
+        calibrations chosen on validation, the final model and ``train_summary.json``."""
+        tc, model, info = self.tc, self.model, self.info
+        summary = {"steps": tc.steps, "resumed_from": self.start,
+                   "seconds": round(time.time() - self.t0, 1),
+                   "final_loss": (float(np.mean(self.losses[-tc.log_every:]))
+                                  if self.losses else None),
+                   "val": self.val_metrics, "processes": info.world}
+        if self.best is not None:  # the final model is the best validation's
+            tensors, _ = ckpt.read(self.best_path)
+            model.load_state_dict(tensors)
+            summary["best"] = {"step": self.best["step"], tc.keep_best: self.best["value"]}
+        fc = getattr(model, "feature_cache", None)
+        if fc is not None:  # batches served from the cache vs through the backbone
+            summary["feature_cache"] = {"dir": str(fc.dir), "hits": fc.hits,
+                                        "misses": fc.misses}
+        if info.is_main:
+            vs = self.val_split
+            if hasattr(model, "calibrate"):  # per-word thresholds on validation (Sadeh et al.)
+                calibrate_words(model, vs if vs is not None else self.train_split, self.vocab)
+            if hasattr(model, "calibrate_levels") and vs is not None:  # HGAN level weights
+                calibrate_levels(model, vs, tc.val_queries)
+            ckpt.atomic_save(model.state_dict(), self.out / "model.safetensors",
+                             {"step": tc.steps, "model": self.cfg.model,
+                              "image_size": int(self.train_split.images.shape[1])})
+            (self.out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        distributed.barrier(info)
+        return summary
+
+
 def train(cfg: config.Config, out: str | Path, resume: bool = False,
           validate: Validator | None = None, progress: bool = True,
           data: Split | None = None, stop_at: int | None = None) -> dict:
     """Train ``cfg`` into ``out``; returns a summary (steps, seconds, last loss, val metrics).
 
     ``stop_at`` ends this call after that many steps with a checkpoint but no final model, as
-    an interruption would (``resume=True`` then continues to ``train.steps``).
+    an interruption would (``resume=True`` then continues to ``train.steps``). See
+    ``Trainer`` for the phases.
     """
-    out = Path(out)
-    tc = cfg.train
-    last = out / "checkpoints" / "last.safetensors"
-    info, device = distributed.setup(pick_device(tc.device))
-    problem = None  # decided by rank 0 alone, before anyone writes, then shared
-    if info.is_main:
-        if out.exists() and any(out.iterdir()) and not resume:
-            problem = (f"run directory {out} is not empty: pass --resume to continue it, or "
-                       f"choose another --out")
-        elif resume and not last.is_file():
-            problem = f"cannot resume: no checkpoint at {last}"
-    if not distributed.broadcast_flag(info, problem is None):
-        raise TgirError(problem or f"rank 0 refused the run directory {out}")
-    if tc.steps < 1 or tc.batch_size < 2:
-        raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
-    if tc.keep_best and (validate is None or not tc.val_every):
-        raise TgirError(f"train.keep_best: {tc.keep_best} needs validation: set "
-                        f"train.val_every > 0 and data.val_fraction > 0")
-    if tc.batch_size % info.world:
-        raise TgirError(f"train.batch_size {tc.batch_size} (the global batch) must divide "
-                        f"evenly over {info.world} processes")
-    progress = progress and info.is_main
-    full = data if data is not None else build(
-        cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size,
-        strict=cfg.data.strict)
-    attributes = isinstance(full, AttributeSplit)
-    pairs = isinstance(full, ItemTextSplit)
-    captions = isinstance(full, TextImageSplit)
-    if captions:  # the identity classifier's size (Zheng et al. eq. 10)
-        cfg.model.setdefault("num_ids", int(full.labels.max()) + 1)
-    if attributes:
-        cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
-    if cfg.model["name"] == "hffca":  # MCF's maps are sized by the image token count
-        cfg.model.setdefault("image_size", int(full.images.shape[1]))
-    train_split, val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
-    if tc.keep_best and val_split is None:
-        raise TgirError(f"train.keep_best: {tc.keep_best} needs a validation split: set "
-                        f"data.val_fraction > 0")
-    n_train = len(train_split.images) if attributes or pairs else train_split.num_queries
-    if n_train < tc.batch_size:
-        raise TgirError(f"only {n_train} training {'queries' if n_train else 'images'} for "
-                        f"batch size {tc.batch_size}")
-
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in [*out.glob(".*.safetensors.*"),
-                      *out.glob("checkpoints/.*.safetensors.*")]:
-            stale.unlink()  # temp files of a writer that was killed; real files are intact
-    if resume:
-        vocab = Vocabulary.load(out / "vocab.json")
-    else:
-        if captions:  # the model tokenises its own text (MiniLM word pieces)
-            vocab = Vocabulary([])
-        elif pairs:
-            vocab = Vocabulary(full.vocabulary)
-        else:
-            vocab = Vocabulary.build([v for vals in full.schema.values() for v in vals]
-                                     if attributes else train_split.query_text)
-        if info.is_main:
-            vocab.save(out / "vocab.json")
-            config.dump(cfg, out / "config.yaml")
-            if pairs:
-                (out / "display.json").write_text(json.dumps(full.display))
-    distributed.barrier(info)
-
-    torch.manual_seed(tc.seed)
-    model = ckpt.build_model(cfg, len(vocab)).to(device)
-    opt = _make_optimizer(model, tc)
-    start = 0
-    if resume:
-        tensors, meta = ckpt.read(last)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        _load_optim(opt, tensors, meta["optim"])
-        start = int(meta["step"])
-    spec = (model.cache_spec(int(train_split.images.shape[1]))
-            if hasattr(model, "cache_spec") and tc.feature_cache != "off" else None)
-    if spec is not None:  # a frozen image part: its features once per training image
-        model.feature_cache = _feature_cache(model, spec, train_split.images, tc, info,
-                                             device, progress)
-    if attributes and hasattr(model, "set_training_sets"):  # AIHM's near-miss negatives
-        model.set_training_sets(torch.from_numpy(np.asarray(train_split.attributes)))
-    if not resume and hasattr(model, "init_from_data"):  # e.g. PCA + GloVe words (Sadeh et al.)
-        model.init_from_data(train_split.images,
-                             [None, None] + [full.display.get(w, w) for w in vocab.itos[2:]])
-    share = (info.rank, info.world)
-    make_batch = (attribute_batcher(train_split, tc, device, share) if attributes
-                  else pairs_batcher(train_split, vocab, tc, device, share) if pairs
-                  else caption_batcher(train_split, tc, device, share) if captions
-                  else composed_batcher(train_split, vocab, tc, device, share))
-    step_loss = distributed.wrap(model, info, device)  # DDP around model.loss when N > 1
-    log_path = out / "log.csv"
-    new_log = not log_path.exists() or not resume
-    log_f = open(log_path if info.is_main else os.devnull, "w" if new_log else "a",
-                 newline="")
-    log = csv.writer(log_f)
-    if new_log:
-        log.writerow(["step", "loss", "lr", "seconds", "val"])
-    t0 = time.time()
-    val_metrics: dict = {}
-    best_path = out / "checkpoints" / "best.safetensors"
-    best = (ckpt.read(best_path)[1]["best"] if resume and tc.keep_best and best_path.is_file()
-            else None)  # {"step", "value"} of the best validation so far
-    losses: list[float] = []
-    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="train",
-               disable=not progress, mininterval=1.0)
-    try:
-        model.train()
-        for step in bar:
-            rng = np.random.default_rng([tc.seed, step])
-            torch.manual_seed(tc.seed * 1_000_003 + step + 7919 * info.rank)
-            if hasattr(model, "schedule"):  # e.g. unfreeze the top backbone blocks
-                model.schedule(step)
-            batch = make_batch(rng)
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * _lr_factor(tc, step)
-            loss = step_loss(batch)["loss"]
-            if not math.isfinite(loss.item()):
-                raise TgirError(f"loss became {loss.item()} at step {step}: lower train.lr "
-                                f"(the last checkpoint {last} is intact)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            losses.append(loss.item())
-            done = step + 1
-            val_now = validate is not None and val_split is not None and info.is_main and (
-                (tc.val_every and done % tc.val_every == 0) or done == tc.steps)
-            if done % tc.log_every == 0 or val_now or done == tc.steps:
-                mean = float(np.mean(losses[-tc.log_every:]))
-                bar.set_postfix(loss=f"{mean:.3f}")
-                if val_now:
-                    vs = val_split
-                    if isinstance(vs, ComposedSplit) and vs.num_queries > tc.val_queries:
-                        vs = vs.subset_queries(np.arange(tc.val_queries))
-                    val_metrics = validate(model, vocab, vs)
-                    model.train()
-                    best = _keep_if_best(model, tc.keep_best, val_metrics, done, best,
-                                         best_path)
-                log.writerow([done, f"{mean:.5f}", opt.param_groups[1]["lr"],
-                              f"{time.time() - t0:.1f}",
-                              json.dumps(val_metrics) if val_now else ""])
-                log_f.flush()
-            if info.is_main and (done % tc.ckpt_every == 0 or done == tc.steps
-                                 or done == stop_at):
-                _save_checkpoint(last, model, opt, done, cfg)
-            if done == stop_at and done < tc.steps:
-                distributed.barrier(info)
-                return {"steps": done, "stopped": True}
-    finally:
-        log_f.close()
-        bar.close()
-    summary = {"steps": tc.steps, "resumed_from": start, "seconds": round(time.time() - t0, 1),
-               "final_loss": float(np.mean(losses[-tc.log_every:])) if losses else None,
-               "val": val_metrics, "processes": info.world}
-    if best is not None:  # the final model is the best validation's (train.keep_best)
-        tensors, _ = ckpt.read(best_path)
-        model.load_state_dict(tensors)
-        summary["best"] = {"step": best["step"], tc.keep_best: best["value"]}
-    fc = getattr(model, "feature_cache", None)
-    if fc is not None:  # batches served from the cache vs through the backbone
-        summary["feature_cache"] = {"dir": str(fc.dir), "hits": fc.hits, "misses": fc.misses}
-    if info.is_main:
-        if hasattr(model, "calibrate"):  # per-word thresholds on validation (Sadeh et al. §4.3)
-            calibrate_words(model, val_split if val_split is not None else train_split, vocab)
-        if hasattr(model, "calibrate_levels") and val_split is not None:  # HGAN level weights
-            calibrate_levels(model, val_split, tc.val_queries)
-        ckpt.atomic_save(model.state_dict(), out / "model.safetensors",
-                         {"step": tc.steps, "model": cfg.model,
-                          "image_size": int(train_split.images.shape[1])})
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
-    distributed.barrier(info)
-    return summary
+    return Trainer(cfg, out, resume, validate, progress, data, stop_at).run()
