@@ -119,6 +119,73 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
     return searcher.grid(q, searcher.search(q, k=8), workdir / "search_example.png")
 
 
+def _demo_config(dataset: str, model: str, root: Path, seed: int, steps_scale: float,
+                 cache_dir: str | None, overrides: list[str] | None) -> config.Config:
+    """The built-in config of ``model`` on ``dataset``: its steps (and lr milestones) times
+    ``steps_scale``, the seed, the cache directory and the ``--set`` overrides."""
+    cfg = config.load(builtin_config(dataset, model), [f"data.root={root}", *(overrides or [])])
+    cfg.train.steps = max(1, int(round(cfg.train.steps * steps_scale)))
+    cfg.train.lr_milestones = [int(round(x * steps_scale)) for x in cfg.train.lr_milestones]
+    cfg.train.seed = seed
+    if cache_dir:
+        cfg.train.feature_cache = cache_dir
+    return cfg
+
+
+def _describe_test(label: str, test_data, workdir: Path, dataset: str, models: list[str]
+                   ) -> None:
+    """One line on the test split and its protocol (and the catalog task's curves)."""
+    if isinstance(test_data, ComposedSplit):
+        print(f"{label} test split: {test_data.num_queries} queries, gallery "
+              f"{len(test_data.images)} images (source excluded)")
+    elif isinstance(test_data, TextImageSplit):
+        print(f"{label} test split: {test_data.num_queries} captions, {len(test_data.images)} "
+              f"images; text -> image (t2i) and image -> text (i2t), identity relevance")
+    elif isinstance(test_data, ItemTextSplit):
+        print(f"{label} test split: {test_data.num_queries} catalog items; top-K accuracy of "
+              f"image -> metadata text (i2t) and text -> image (t2i)")
+        curves = workdir / f"{dataset}_topk_curves.png"
+        plot_val_curves({m: workdir / "runs" / m for m in models}, curves)
+        print(f"validation curves: {curves}")
+    else:
+        print(f"{label} zero-shot test split: {test_data.num_queries} attribute-combination "
+              f"queries (none seen in training), gallery {len(test_data.images)} images")
+
+
+def _train_models(dataset: str, models: list[str], seeds: list[int], root: Path,
+                  steps_scale: float, cache_dir: str | None, overrides: list[str] | None,
+                  workdir: Path, fresh: bool, progress: bool, train_data, stages: dict
+                  ) -> tuple[dict, dict, dict, dict, dict]:
+    """Train (or reuse / resume) and evaluate every model for every seed; returns the first
+    seed's metrics per model, every seed's, the steps, the keep_best note and the timings."""
+    results: dict[str, dict[str, float]] = {}  # the first seed's metrics per model
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    steps: dict[str, int] = {}
+    chosen: dict[str, str] = {}  # train.keep_best: ", best val mAP" in the training column
+    timings: dict[str, float] = {}
+    for m in models:
+        for seed in seeds:
+            cfg = _demo_config(dataset, m, root, seed, steps_scale, cache_dir, overrides)
+            steps[m] = cfg.train.steps
+            if cfg.train.keep_best:
+                chosen[m] = f", checkpoint of best val {cfg.train.keep_best}"
+            name = m if seed == 0 else f"{m}-seed{seed}"
+            run = workdir / "runs" / name
+            t = time.time()
+            how = _train_one(cfg, run, fresh, progress, train_data)
+            stages[f"train {name}"] = round(time.time() - t, 1)
+            t_eval = time.time()
+            r = evaluate_run(run, progress=progress)
+            stages[f"eval {name}"] = round(time.time() - t_eval, 1)
+            timings[name] = round(time.time() - t, 1)
+            results.setdefault(m, r["metrics"])
+            per_seed.setdefault(m, []).append(r["metrics"])
+            head = next(k for k in ("R@1", "t2i R@1", "i2t R@5") if k in r["metrics"])
+            print(f"{name}: {how}, {head} {r['metrics'][head]:.3f} ({timings[name]:.0f} s)",
+                  file=sys.stderr)
+    return results, per_seed, steps, chosen, timings
+
+
 def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale: float = 1.0,
              fresh: bool = False, progress: bool = True, dataset: str = "css2d",
              seeds: list[int] | None = None, command: str | None = None,
@@ -142,59 +209,16 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     train_data = build(dataset, root, "train", image_size)
     test_data = build(dataset, root, "test", image_size)
     stages["load"] = round(time.time() - t, 1)
-    results: dict[str, dict[str, float]] = {}  # the first seed's metrics per model
-    per_seed: dict[str, list[dict[str, float]]] = {}
-    steps: dict[str, int] = {}
-    chosen: dict[str, str] = {}  # train.keep_best: ", best val mAP" in the training column
-    timings: dict[str, float] = {}
-    for m in models:
-        for seed in seeds:
-            cfg = config.load(builtin_config(dataset, m), [f"data.root={root}",
-                                                           *(overrides or [])])
-            cfg.train.steps = max(1, int(round(cfg.train.steps * steps_scale)))
-            cfg.train.lr_milestones = [int(round(x * steps_scale))
-                                       for x in cfg.train.lr_milestones]
-            cfg.train.seed = seed
-            if cache_dir:
-                cfg.train.feature_cache = cache_dir
-            steps[m] = cfg.train.steps
-            if cfg.train.keep_best:
-                chosen[m] = f", checkpoint of best val {cfg.train.keep_best}"
-            name = m if seed == 0 else f"{m}-seed{seed}"
-            run = workdir / "runs" / name
-            t = time.time()
-            how = _train_one(cfg, run, fresh, progress, train_data)
-            stages[f"train {name}"] = round(time.time() - t, 1)
-            t_eval = time.time()
-            r = evaluate_run(run, progress=progress)
-            stages[f"eval {name}"] = round(time.time() - t_eval, 1)
-            timings[name] = round(time.time() - t, 1)
-            results.setdefault(m, r["metrics"])
-            per_seed.setdefault(m, []).append(r["metrics"])
-            head = next(k for k in ("R@1", "t2i R@1", "i2t R@5") if k in r["metrics"])
-            print(f"{name}: {how}, {head} {r['metrics'][head]:.3f} ({timings[name]:.0f} s)",
-                  file=sys.stderr)
+    results, per_seed, steps, chosen, timings = _train_models(
+        dataset, models, seeds, root, steps_scale, cache_dir, overrides, workdir, fresh,
+        progress, train_data, stages)
     label = f"{dataset} {scale}" if source == "css2d" else dataset
     if isinstance(test_data, ComposedSplit):
         results["copy_source"] = copy_source_baseline(test_data)
         per_seed["copy_source"] = [results["copy_source"]]  # no training: one value
         steps["copy_source"] = 0
-        print(f"{label} test split: {test_data.num_queries} queries, gallery "
-              f"{len(test_data.images)} images (source excluded)")
-    elif isinstance(test_data, TextImageSplit):
-        print(f"{label} test split: {test_data.num_queries} captions, {len(test_data.images)} "
-              f"images; text -> image (t2i) and image -> text (i2t), identity relevance")
-    elif isinstance(test_data, ItemTextSplit):
-        print(f"{label} test split: {test_data.num_queries} catalog items; top-K accuracy of "
-              f"image -> metadata text (i2t) and text -> image (t2i)")
-        curves = workdir / f"{dataset}_topk_curves.png"
-        plot_val_curves({m: workdir / "runs" / m for m in models}, curves)
-        print(f"validation curves: {curves}")
-    else:
-        print(f"{label} zero-shot test split: {test_data.num_queries} attribute-combination "
-              f"queries (none seen in training), gallery {len(test_data.images)} images")
-    table = format_table(results)
-    print(table)
+    _describe_test(label, test_data, workdir, dataset, models)
+    print(format_table(results))
     t = time.time()
     example = _search_example(workdir, models, test_data)
     if example:

@@ -373,6 +373,27 @@ def pretrained_run(image_size: int = 224, encoder: str = "efficientnet_lite0") -
     return run
 
 
+def _check_build_args(kind: str, backend: str, uri: str | None) -> None:
+    if kind not in KINDS:
+        raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if backend not in BACKENDS:
+        raise TgirError(f"unknown index backend {backend!r}; choose one of "
+                        f"{', '.join(BACKENDS)}")
+    if uri and backend != "milvus":
+        raise TgirError("--uri is for --backend milvus")
+    if backend == "milvus" and kind in ("flat16", "ivf16"):
+        raise TgirError(f"--kind {kind} is a FAISS kind; Milvus takes flat, ivf or hnsw")
+
+
+def _metric(model) -> dict:
+    """The manifest's metric description and whether stored vectors are l2-normalised."""
+    normalized = bool(getattr(model, "normalize_embeddings", True))
+    return {"metric": ("model matching head over stored vectors" if hasattr(model, "match")
+                       else "cosine (inner product of l2-normalised vectors)" if normalized
+                       else "inner product"),
+            "normalized": normalized}
+
+
 def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind: str = "flat",
                 split: str = "test", params: dict | None = None, progress: bool = True,
                 device: str = "auto", backend: str = "faiss", uri: str | None = None,
@@ -390,15 +411,7 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
     from tgir.engine.device import pick_device
     from tgir.models.checkpoint import load_run
 
-    if kind not in KINDS:
-        raise TgirError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if backend not in BACKENDS:
-        raise TgirError(f"unknown index backend {backend!r}; choose one of "
-                        f"{', '.join(BACKENDS)}")
-    if uri and backend != "milvus":
-        raise TgirError("--uri is for --backend milvus")
-    if backend == "milvus" and kind in ("flat16", "ivf16"):
-        raise TgirError(f"--kind {kind} is a FAISS kind; Milvus takes flat, ivf or hnsw")
+    _check_build_args(kind, backend, uri)
     run, root, out = Path(run_dir).resolve(), Path(catalog).resolve(), Path(out)
     info, dev = distributed.setup(pick_device(device))
     cfg, _, model = load_run(run, dev)
@@ -439,11 +452,7 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
         "model": {"run_dir": str(run), "name": cfg.model["name"],
                   "sha256": file_sha256(run / "model.safetensors"), "dim": int(vecs.shape[1]),
                   "image_size": model.image_size},
-        "metric": ("model matching head over stored vectors" if hasattr(model, "match") else
-                   "cosine (inner product of l2-normalised vectors)"
-                   if getattr(model, "normalize_embeddings", True) else "inner product"),
-        "normalized": bool(getattr(model, "normalize_embeddings", True)),
-        "kind": kind, "params": used, "count": len(items),
+        **_metric(model), "kind": kind, "params": used, "count": len(items),
         "catalog": {"root": str(root), "kind": cat_kind, "split": split},
         "created": _now(), "updated": _now(), "processes": info.world,
         "skipped": [{"file": f, "reason": why} for f, why in skipped], **extra,

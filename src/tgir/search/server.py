@@ -32,22 +32,49 @@ def _image_url(item_id: str) -> str:
     return f"/items/{quote(item_id, safe='')}/image"
 
 
-def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
-               max_upload_bytes: int = 10 * 1024 * 1024, device: str = "auto") -> FastAPI:
-    from tgir.search.index import Index
+async def read_search_body(request: Request, max_upload_bytes: int
+                           ) -> tuple[dict, bytes | None, str | None]:
+    """A search request's fields and reference upload, from JSON or a (multipart) form:
+    (fields, image bytes or None, the upload's name for messages). Oversized bodies are a
+    413, malformed ones a 400, other content types a 415."""
+    ctype = request.headers.get("content-type", "")
+    image: bytes | None = None
+    image_name: str | None = None
+    if ctype.startswith("application/json"):
+        body = await request.body()
+        if len(body) > max_upload_bytes:
+            raise HTTPException(413, "request body too large")
+        try:
+            data = json.loads(body or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise HTTPException(400, f"malformed JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise HTTPException(400, "the JSON body must be an object")
+    elif ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        try:
+            form = await request.form(max_part_size=max_upload_bytes + 1)
+        except Exception as e:  # noqa: BLE001 - the multipart parser's own errors
+            raise HTTPException(400, f"malformed form data: {e}") from e
+        data = {k: v for k, v in form.items() if not hasattr(v, "read")}
+        upload = form.get("image")
+        if upload is not None and hasattr(upload, "read"):
+            image_name = f"the uploaded image {upload.filename!r}" if getattr(
+                upload, "filename", None) else "the uploaded image"
+            image = await upload.read(max_upload_bytes + 1)
+            if len(image) > max_upload_bytes:
+                raise HTTPException(413, f"{image_name} is over the {max_upload_bytes} "
+                                         f"byte limit")
+            if not image:
+                if getattr(upload, "filename", None):  # a file was chosen, and it is empty
+                    raise HTTPException(400, f"{image_name} is empty (0 bytes)")
+                image = None  # the browser's empty file field: no reference
+    else:
+        raise HTTPException(415, "send multipart/form-data or application/json")
+    return data, image, image_name
 
-    index_dir = Path(index_dir)
-    run = run_dir or Index(index_dir).manifest["model"]["run_dir"]
-    searcher = Searcher(run, index_dir, device=device, progress=False, batch_requests=True)
-    idx = searcher.index
-    app = FastAPI(title="tgir search", version="1",
-                  description="Text-guided image retrieval over one catalog index.")
-    app.state.searcher = searcher
 
-    def item_json(row: int) -> dict:
-        it = idx.items[row]
-        return {"id": it["id"], "text": it.get("text", ""), "meta": it.get("meta", {}),
-                "image": _image_url(it["id"])}
+def _add_error_handlers(app: FastAPI) -> None:
+    """TgirError -> 400 (404 for an unknown item id); anything else -> a logged 500."""
 
     @app.exception_handler(TgirError)
     async def _tgir_error(request: Request, exc: TgirError):
@@ -61,21 +88,14 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         logging.getLogger("tgir.server").exception("unexpected error on %s", request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    @app.get("/health")
-    def health() -> dict:
-        m = idx.manifest
-        return {"status": "ok", "items": m["count"], "model": m["model"]["name"],
-                "kind": m["kind"], "dim": m["model"]["dim"],
-                "task": getattr(searcher.model, "task", "composed"),
-                "query_kinds": list(searcher.kinds),
-                "refine_methods": (["qa+saf", "qa", "saf", "filter"]
-                                   if hasattr(searcher.model, "refine_scores") else []),
-                "undesired_words": hasattr(searcher.model, "refine_scores")}
 
-    @app.get("/schema")
-    def schema() -> dict:
-        """The attributes an attribute model answers, with their valid values (else null)."""
-        return {"attributes": searcher.attribute_schema}
+def _add_item_routes(app: FastAPI, idx) -> None:
+    """GET /items (paged, optionally shuffled), /items/{id} and /items/{id}/image."""
+
+    def item_json(row: int) -> dict:
+        it = idx.items[row]
+        return {"id": it["id"], "text": it.get("text", ""), "meta": it.get("meta", {}),
+                "image": _image_url(it["id"])}
 
     @app.get("/items")
     def items(offset: int = 0, limit: int = 24, shuffle: bool = False,
@@ -100,6 +120,38 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         except KeyError:
             raise HTTPException(404, f"unknown item id {item_id!r}") from None
 
+
+def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
+               max_upload_bytes: int = 10 * 1024 * 1024, device: str = "auto") -> FastAPI:
+    from tgir.search.index import Index
+
+    index_dir = Path(index_dir)
+    run = run_dir or Index(index_dir).manifest["model"]["run_dir"]
+    searcher = Searcher(run, index_dir, device=device, progress=False, batch_requests=True)
+    idx = searcher.index
+    app = FastAPI(title="tgir search", version="1",
+                  description="Text-guided image retrieval over one catalog index.")
+    app.state.searcher = searcher
+    _add_error_handlers(app)
+
+    @app.get("/health")
+    def health() -> dict:
+        m = idx.manifest
+        return {"status": "ok", "items": m["count"], "model": m["model"]["name"],
+                "kind": m["kind"], "dim": m["model"]["dim"],
+                "task": getattr(searcher.model, "task", "composed"),
+                "query_kinds": list(searcher.kinds),
+                "refine_methods": (["qa+saf", "qa", "saf", "filter"]
+                                   if hasattr(searcher.model, "refine_scores") else []),
+                "undesired_words": hasattr(searcher.model, "refine_scores")}
+
+    @app.get("/schema")
+    def schema() -> dict:
+        """The attributes an attribute model answers, with their valid values (else null)."""
+        return {"attributes": searcher.attribute_schema}
+
+    _add_item_routes(app, idx)
+
     # the request schema is SearchRequest's own; multipart adds the image upload
     fields = SearchRequest.model_json_schema()
     form = {**fields, "properties": {**fields["properties"], "image": {
@@ -112,39 +164,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
     @app.post("/search", openapi_extra=search_body, response_model=SearchResponse,
               summary="Search: a reference (upload or item id) + text, a text, or attributes")
     async def search(request: Request) -> dict:
-        ctype = request.headers.get("content-type", "")
-        image: bytes | None = None
-        image_name: str | None = None
-        if ctype.startswith("application/json"):
-            body = await request.body()
-            if len(body) > max_upload_bytes:
-                raise HTTPException(413, "request body too large")
-            try:
-                data = json.loads(body or b"null")
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise HTTPException(400, f"malformed JSON: {e}") from e
-            if not isinstance(data, dict):
-                raise HTTPException(400, "the JSON body must be an object")
-        elif ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            try:
-                form = await request.form(max_part_size=max_upload_bytes + 1)
-            except Exception as e:  # noqa: BLE001 - the multipart parser's own errors
-                raise HTTPException(400, f"malformed form data: {e}") from e
-            data = {k: v for k, v in form.items() if not hasattr(v, "read")}
-            upload = form.get("image")
-            if upload is not None and hasattr(upload, "read"):
-                image_name = f"the uploaded image {upload.filename!r}" if getattr(
-                    upload, "filename", None) else "the uploaded image"
-                image = await upload.read(max_upload_bytes + 1)
-                if len(image) > max_upload_bytes:
-                    raise HTTPException(413, f"{image_name} is over the {max_upload_bytes} "
-                                             f"byte limit")
-                if not image:
-                    if getattr(upload, "filename", None):  # a file was chosen, and it is empty
-                        raise HTTPException(400, f"{image_name} is empty (0 bytes)")
-                    image = None  # the browser's empty file field: no reference
-        else:
-            raise HTTPException(415, "send multipart/form-data or application/json")
+        data, image, image_name = await read_search_body(request, max_upload_bytes)
         try:  # request validation: a 422 naming the field, as FastAPI's own
             req = SearchRequest.model_validate(data)
         except ValidationError as e:

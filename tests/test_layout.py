@@ -1,0 +1,40 @@
+"""Code-shape rules of the developers' guide and issue 25: short functions, and data ->
+models -> engine -> eval -> search -> cli imports flowing one way."""
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "tgir"
+LAYERS = ["data", "models", "engine", "eval", "search"]  # each may import only earlier ones
+
+
+def _modules():
+    for p in sorted(SRC.rglob("*.py")):
+        yield p, ast.parse(p.read_text())
+
+
+def test_no_function_over_80_lines():
+    long = [f"{p.relative_to(SRC)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for p, tree in _modules() for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > 80]
+    assert not long, long
+
+
+def test_layers_import_one_way():
+    wrong = []
+    for p, tree in _modules():
+        rel = p.relative_to(SRC).parts
+        if rel[0] not in LAYERS:
+            continue
+        mine = LAYERS.index(rel[0])
+        for n in ast.walk(tree):
+            names = ([a.name for a in n.names] if isinstance(n, ast.Import)
+                     else [n.module or ""] if isinstance(n, ast.ImportFrom) and not n.level
+                     else [])
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "tgir" and len(parts) > 1 and parts[1] in LAYERS \
+                        and LAYERS.index(parts[1]) > mine:
+                    wrong.append(f"{'/'.join(rel)} imports {name}")
+    assert not wrong, wrong
