@@ -168,3 +168,33 @@ def test_resnet50_has_torchvision_layout_and_loads_its_state_dict(tmp_path):
                             word_dim=16, blocks=1, freeze_backbone=True)
     assert composed.compose(torch.rand(2, 3, 64, 64), torch.randint(2, VOCAB, (2, 3)),
                             torch.tensor([3, 2])).shape == (2, 32)
+
+
+def test_every_registered_model_declares_a_task_it_implements():
+    """models/tasks.py (issue 25): each model's task is checked against its protocol; a model
+    that declares a task without its methods is refused with the missing names."""
+    import pytest
+    from torch import nn
+
+    from tgir import TgirError
+    from tgir.models.registry import _MODELS
+    from tgir.models.tasks import PROTOCOLS, _resolve
+
+    for name, cls in _MODELS.items():
+        caps = _resolve(cls)
+        assert caps.task in PROTOCOLS and caps.query_kinds, name
+
+    class HalfText(nn.Module):
+        task = "text"
+
+        def embed_target(self, images):
+            return images
+
+    with pytest.raises(TgirError, match="lacks embed_sentences, loss"):
+        _resolve(HalfText)
+
+    class Unknown(nn.Module):
+        task = "video"
+
+    with pytest.raises(TgirError, match="task 'video'"):
+        _resolve(Unknown)

@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from tgir.data.images import to_tensor_batch
 from tgir.data.text import Vocabulary
+from tgir.models.tasks import capabilities
 
 
 @torch.no_grad()
@@ -57,7 +58,7 @@ def score_all(model, queries: np.ndarray, gallery: np.ndarray, progress: bool = 
               ) -> np.ndarray:
     """Scores (Q, G): the model's own pair scorer (``model.match``, e.g. AIHM's matching
     head) when it has one, else the dot product of the embeddings."""
-    if not hasattr(model, "match"):
+    if not capabilities(model).pair_scorer:
         return queries @ gallery.T
     dev = next(model.parameters()).device
     g = torch.from_numpy(gallery).to(dev)

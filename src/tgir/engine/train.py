@@ -30,6 +30,7 @@ from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextIm
 from tgir.engine import distributed
 from tgir.engine.device import pick_device
 from tgir.models import checkpoint as ckpt
+from tgir.models.tasks import capabilities
 
 Split = ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit
 Validator = Callable[[torch.nn.Module, Vocabulary, Split], dict[str, float]]
@@ -396,14 +397,17 @@ class Trainer:
                                    if k.startswith("model.")})
             _load_optim(self.opt, tensors, meta["optim"])
             self.start = int(meta["step"])
+        self.caps = caps = capabilities(model)
         spec = (model.cache_spec(int(ts.images.shape[1]))
-                if hasattr(model, "cache_spec") and tc.feature_cache != "off" else None)
+                if caps.has("cache_spec") and tc.feature_cache != "off" else None)
+        self.cache = None
         if spec is not None:  # a frozen image part: its features once per training image
-            model.feature_cache = _feature_cache(model, spec, ts.images, tc, info, device,
-                                                 self.progress)
-        if self.attributes and hasattr(model, "set_training_sets"):  # AIHM's near misses
+            self.cache = _feature_cache(model, spec, ts.images, tc, info, device,
+                                        self.progress)
+            model.feature_cache = self.cache
+        if self.attributes and caps.has("set_training_sets"):  # AIHM's near misses
             model.set_training_sets(torch.from_numpy(np.asarray(ts.attributes)))
-        if not self.resume and hasattr(model, "init_from_data"):  # PCA + GloVe (Sadeh et al.)
+        if not self.resume and caps.has("init_from_data"):  # PCA + GloVe (Sadeh et al.)
             model.init_from_data(ts.images, [None, None] + [self.full.display.get(w, w)
                                                             for w in self.vocab.itos[2:]])
         share = (info.rank, info.world)
@@ -457,7 +461,7 @@ class Trainer:
         tc, model = self.tc, self.model
         torch.manual_seed(tc.seed * 1_000_003 + step + 7919 * self.info.rank)
         rng = np.random.default_rng([tc.seed, step])
-        if hasattr(model, "schedule"):  # e.g. unfreeze the top backbone blocks
+        if self.caps.has("schedule"):  # e.g. unfreeze the top backbone blocks
             model.schedule(step)
         batch = self.make_batch(rng)
         for g in self.opt.param_groups:
@@ -511,15 +515,15 @@ class Trainer:
             tensors, _ = ckpt.read(self.best_path)
             model.load_state_dict(tensors)
             summary["best"] = {"step": self.best["step"], tc.keep_best: self.best["value"]}
-        fc = getattr(model, "feature_cache", None)
+        fc = self.cache
         if fc is not None:  # batches served from the cache vs through the backbone
             summary["feature_cache"] = {"dir": str(fc.dir), "hits": fc.hits,
                                         "misses": fc.misses}
         if info.is_main:
             vs = self.val_split
-            if hasattr(model, "calibrate"):  # per-word thresholds on validation (Sadeh et al.)
+            if self.caps.task == "pairs":  # per-word thresholds on validation (Sadeh et al.)
                 calibrate_words(model, vs if vs is not None else self.train_split, self.vocab)
-            if hasattr(model, "calibrate_levels") and vs is not None:  # HGAN level weights
+            if self.caps.has("calibrate_levels") and vs is not None:  # HGAN level weights
                 calibrate_levels(model, vs, tc.val_queries)
             ckpt.atomic_save(model.state_dict(), self.out / "model.safetensors",
                              {"step": tc.steps, "model": self.cfg.model,

@@ -29,7 +29,9 @@ from tgir.data.types import AttributeSplit
 from tgir.engine.device import pick_device
 from tgir.engine.features import embed_attribute_sets, embed_images, score_all
 from tgir.eval.metrics import cmc_and_map
+from tgir.models.aihm import AIHM
 from tgir.models.checkpoint import load_run
+from tgir.models.tasks import capabilities
 
 
 def _label(cfg) -> str:
@@ -75,7 +77,7 @@ def diagnose_split(model, split: AttributeSplit, queries: np.ndarray | None = No
     queries = split.queries() if queries is None else queries
     rel = split.relevance(queries)
     q = embed_attribute_sets(model, queries)
-    if not hasattr(model, "image_side"):  # the attr_classifier baseline: its log-product
+    if not isinstance(model, AIHM):  # the attr_classifier baseline: its log-product
         return {"classifier": cmc_and_map(score_all(model, q, embed_images(model, split.images)),
                                           rel)}
     g, per_attr = image_side(model, split)
@@ -89,7 +91,7 @@ def diagnose_run(run_dir: str | Path, train_queries: int = 192, seed: int = 0,
     gallery of the same size as test drawn from the training images, the sampled combinations'
     images included)."""
     cfg, _, model = load_run(Path(run_dir), pick_device(device))
-    if getattr(model, "task", None) != "attributes":
+    if capabilities(model).task != "attributes":
         raise SystemExit(f"{run_dir}: not an attribute model (model {cfg.model['name']!r})")
     test = build(cfg.data.name, cfg.data.root, cfg.data.eval_split, cfg.data.image_size)
     train = build(cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size)

@@ -33,6 +33,7 @@ from tgir.engine.train import split_train_val
 from tgir.eval.metrics import cmc_and_map
 from tgir.models.checkpoint import load_run
 from tgir.models.gumbel_attention import gumbel_topk, similarity_map
+from tgir.models.hgan import HGAN
 
 FUSION_GRID = (0.25, 1.0, 4.0)
 
@@ -130,11 +131,23 @@ def selection_overlap(model, split: TextImageSplit, pairs: int = 128, draws: int
     return out
 
 
-def diagnose_run(run_dir: str | Path, captions: int = 400, device: str = "auto") -> dict:
+def caption_subset(split: TextImageSplit, n: int | None, seed: int = 0) -> TextImageSplit:
+    """``n`` captions drawn at random (all images stay in the gallery); all when ``n`` is
+    None or not smaller."""
+    if not n or split.num_queries <= n:
+        return split
+    keep = np.sort(np.random.default_rng(seed).choice(split.num_queries, n, replace=False))
+    return dataclasses.replace(split, captions=[split.captions[i] for i in keep],
+                               caption_image=np.asarray(split.caption_image)[keep])
+
+
+def diagnose_run(run_dir: str | Path, captions: int = 400, device: str = "auto",
+                 test_captions: int | None = None) -> dict:
     cfg, _, model = load_run(Path(run_dir), pick_device(device))
-    if getattr(model, "task", None) != "text" or not hasattr(model, "local_scores"):
+    if not isinstance(model, HGAN):
         raise SystemExit(f"{run_dir}: not an HGAN run (model {cfg.model['name']!r})")
-    test = build(cfg.data.name, cfg.data.root, cfg.data.eval_split, cfg.data.image_size)
+    test = caption_subset(build(cfg.data.name, cfg.data.root, cfg.data.eval_split,
+                                cfg.data.image_size), test_captions)
     full = build(cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size)
     _, val = split_train_val(full, cfg.data.val_fraction, cfg.train.seed)
     if val is not None and val.num_queries > captions:  # as calibrate_levels scores it
@@ -144,6 +157,7 @@ def diagnose_run(run_dir: str | Path, captions: int = 400, device: str = "auto")
     return {"run": str(run_dir), "seed": cfg.train.seed, "steps": cfg.train.steps,
             "benchmark": cfg.data.name, "attention": model.attention,
             "levels": model.levels, "chosen weights": chosen,
+            "test captions": test.num_queries,
             "validation": rankings(model, val, cfg.eval.rerank) if val is not None else {},
             "test": rankings(model, test, cfg.eval.rerank),
             "selection": selection_overlap(model, test)}
@@ -160,11 +174,13 @@ def results_doc(results: list[dict], labels: list[str], command: str) -> dict:
     for label in dict.fromkeys(labels):
         idx = [i for i, lb in enumerate(labels) if lb == label]
         for split in ("validation", "test"):
+            what = (f"test ({results[idx[0]]['test captions']:,} captions)" if split == "test"
+                    else "validation")
             for how in results[idx[0]][split]:
                 rows.append(results_file.make_row(
                     f"{label}: {how}", [results[i]["seed"] for i in idx],
                     [results[i][split][how] for i in idx], NAMES,
-                    columns={"split": split}))
+                    columns={"split": what}))
     return results_file.new(results[0]["benchmark"], command,
                             max(r["steps"] for r in results), rows)
 
@@ -182,11 +198,17 @@ def main(argv: list[str] | None = None) -> None:
                    help="row label per run (repeat; default: the attention kind)")
     p.add_argument("--captions", type=int, default=400,
                    help="validation captions scored (the trainer's train.val_queries)")
+    p.add_argument("--test-captions", type=int, default=None,
+                   help="score this many test captions, drawn at random (default all; the "
+                        "gallery is always every test image)")
     p.add_argument("--device", default="auto")
     p.add_argument("--results", help="write a results file")
     p.add_argument("--json", help="also write every figure (selection included) here")
     a = p.parse_args(argv)
-    results = [diagnose_run(r, a.captions, a.device) for r in a.run_dirs]
+    results = []
+    for r in a.run_dirs:
+        results.append(diagnose_run(r, a.captions, a.device, a.test_captions))
+        print(f"{r}: done", file=sys.stderr, flush=True)
     labels = a.label or [r["attention"] for r in results]
     if len(labels) != len(results):
         raise SystemExit(f"{len(labels)} --label for {len(results)} runs")

@@ -30,6 +30,7 @@ from tgir.data.catalog_words import stem
 from tgir.data.images import to_tensor_batch
 from tgir.data.types import ItemTextSplit
 from tgir.models.joint_embedding import triplet_loss
+from tgir.models.tasks import capabilities
 
 COLOR_WORDS = ("white", "black", "red", "blue", "green", "yellow", "orange", "purple", "pink",
                "brown", "grey", "gray", "gold", "silver", "seagreen", "cyan", "magenta")
@@ -156,7 +157,7 @@ def run_refine_benchmark(model, vocab, train: ItemTextSplit, test: ItemTextSplit
                          oracle_steps: int = 400) -> dict:
     """Sadeh et al. Table 1 on ``test``: rows per attribute category + overall, columns V-nDCG /
     T-nDCG / MM per method."""
-    if not hasattr(model, "refine_scores"):
+    if not capabilities(model).refine:
         raise TgirError("the refinement benchmark needs the joint embedding (model.name: joint)")
     model.eval()
     dev = next(model.parameters()).device

@@ -35,6 +35,7 @@ from tgir.data.catalog import CatalogItem, read_catalog
 from tgir.data.images import decode_image, to_tensor_batch
 from tgir.data.store import atomic_dir
 from tgir.models.checkpoint import file_sha256
+from tgir.models.tasks import capabilities
 from tgir.search.backends import (
     BACKENDS,
     LITE_NAME,
@@ -230,7 +231,7 @@ def embed_catalog(model, root: Path, items: list[CatalogItem], batch_size: int =
         raise TgirError(f"none of the {len(items)} catalog images could be read"
                         + (f" (first: {skipped[0][1]})" if skipped else ""))
     vecs = np.concatenate(out).astype(np.float32).reshape(-1, dim)
-    if not getattr(model, "normalize_embeddings", True):
+    if not capabilities(model).normalized:
         return vecs
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
@@ -387,8 +388,9 @@ def _check_build_args(kind: str, backend: str, uri: str | None) -> None:
 
 def _metric(model) -> dict:
     """The manifest's metric description and whether stored vectors are l2-normalised."""
-    normalized = bool(getattr(model, "normalize_embeddings", True))
-    return {"metric": ("model matching head over stored vectors" if hasattr(model, "match")
+    caps = capabilities(model)
+    normalized = caps.normalized
+    return {"metric": ("model matching head over stored vectors" if caps.pair_scorer
                        else "cosine (inner product of l2-normalised vectors)" if normalized
                        else "inner product"),
             "normalized": normalized}
@@ -415,7 +417,7 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
     run, root, out = Path(run_dir).resolve(), Path(catalog).resolve(), Path(out)
     info, dev = distributed.setup(pick_device(device))
     cfg, _, model = load_run(run, dev)
-    if hasattr(model, "match") and kind not in ("flat", "auto"):
+    if capabilities(model).pair_scorer and kind not in ("flat", "auto"):
         raise TgirError(f"model {cfg.model['name']!r} scores every (query, image) pair with its "
                         f"matching head, which needs the stored vectors: use --kind flat")
     cat_kind, items = read_catalog(root, split, missing_ok=not strict)
@@ -429,7 +431,7 @@ def build_index(run_dir: str | Path, catalog: str | Path, out: str | Path, kind:
     items = [it for j, it in enumerate(items) if j not in drop]
     extra = {}
     if kind == "auto":
-        if hasattr(model, "match"):  # the model's own scorer needs every stored vector
+        if capabilities(model).pair_scorer:  # its own scorer needs every stored vector
             kind = "flat"
         elif backend == "milvus":  # Milvus builds its own index: chosen by size
             by_size = choose_kind(len(vecs), vecs.shape[1])

@@ -32,6 +32,7 @@ from tgir.data.images import MAX_PIXELS, decode_image, to_tensor_batch
 from tgir.data.text import tokenize
 from tgir.engine.device import pick_device
 from tgir.models.checkpoint import file_sha256, load_run
+from tgir.models.tasks import capabilities
 from tgir.search.index import Index, build_index
 
 MAX_TEXT_CHARS = 1000
@@ -41,18 +42,10 @@ KIND_NAMES = {"composed": "reference image + text", "text": "text-only",
 
 
 def query_kinds(model) -> tuple[str, ...]:
-    """The query kinds a model answers: ``composed`` (a reference image or item + a text or
-    words), ``text`` (a text or words alone), ``attributes`` (an attribute set)."""
-    kinds = []
-    if hasattr(model, "compose") or hasattr(model, "refine_scores"):
-        kinds.append("composed")
-    if any(hasattr(model, a) for a in ("embed_text_query", "embed_sentences", "refine_scores")):
-        kinds.append("text")
-    if hasattr(model, "embed_attributes"):
-        kinds.append("attributes")
-    if hasattr(model, "embed_reference"):
-        kinds.append("image")
-    return tuple(kinds)
+    """The query kinds a model answers (its task's, ``models/tasks.py``): ``composed`` (a
+    reference image or item + a text or words), ``text`` (a text or words alone),
+    ``attributes`` (an attribute set), ``image`` (a reference alone)."""
+    return capabilities(model).query_kinds
 
 
 @dataclass
@@ -106,7 +99,8 @@ class Searcher:
         self._vectors: torch.Tensor | None = None  # stored vectors, for models with match()
         self._display: dict[str, str] | None = None
         self._item_words: torch.Tensor | None = None
-        self.kinds = query_kinds(self.model)
+        self.caps = capabilities(self.model)
+        self.kinds = self.caps.query_kinds
         self._sentences = None
         if self.index.caption_vectors is not None and "text" not in self.kinds:
             self.kinds = (*self.kinds, "text")  # a --pretrained folder's captions (MiniLM)
@@ -153,7 +147,7 @@ class Searcher:
                             f"{', '.join(KIND_NAMES[k] for k in self.kinds)}")
         if q.item_id is not None and q.item_id not in self.index.row_of:
             raise TgirError(f"unknown item id {q.item_id!r}")
-        if q.method is not None and not hasattr(self.model, "refine_scores"):
+        if q.method is not None and not self.caps.refine:
             raise TgirError(f"model {self.cfg.model['name']!r} has no refinement methods "
                             f"(method={q.method!r} is for the joint embedding of Sadeh et al.)")
         if kind == "attributes" and (q.text.strip() or q.plus or q.minus):
@@ -176,28 +170,22 @@ class Searcher:
             return vec.float().cpu().numpy(), m.embed_target(ref).float().cpu().numpy()
         if kind == "composed":
             ref = to_tensor_batch(self.reference_array(q)[None]).to(self.device)
-            if hasattr(m, "refine"):  # the model's own word arithmetic (Sadeh et al.)
-                vec = m.refine(ref, q.text, q.plus, q.minus, self.vocab)
-            else:
-                if q.minus:
-                    raise TgirError(f"model {self.cfg.model['name']!r} has no way to use "
-                                    f"undesired words; put the change in the text instead")
-                text = " ".join([q.text.strip(), *q.plus]).strip()
-                ids, lengths = self.vocab.encode_batch([text])
-                vec = m.compose(ref, torch.from_numpy(ids).to(self.device),
-                                torch.from_numpy(lengths).to(self.device))
+            if q.minus:
+                raise TgirError(f"model {self.cfg.model['name']!r} has no way to use "
+                                f"undesired words; put the change in the text instead")
+            text = " ".join([q.text.strip(), *q.plus]).strip()
+            ids, lengths = self.vocab.encode_batch([text])
+            vec = m.compose(ref, torch.from_numpy(ids).to(self.device),
+                            torch.from_numpy(lengths).to(self.device))
             return vec.float().cpu().numpy(), m.embed_target(ref).float().cpu().numpy()
         if kind == "attributes":
-            if not hasattr(m, "embed_attributes"):
-                raise TgirError(f"model {self.cfg.model['name']!r} does not answer attribute "
-                                f"queries (it needs a reference image and a text)")
             return m.embed_attributes(self.complete_attributes(q.attributes)
                                       ).float().cpu().numpy(), None
         if q.minus:
             raise TgirError(f"model {self.cfg.model['name']!r} has no way to use undesired "
                             f"words; say what you want in the text instead")
         text = " ".join([q.text.strip(), *q.plus]).strip()
-        if hasattr(m, "embed_sentences"):  # the model tokenises raw text itself (HGAN)
+        if self.caps.task == "text":  # the model tokenises raw text itself (HGAN)
             return m.embed_sentences([text]).float().cpu().numpy(), None
         ids, lengths = self.vocab.encode_batch([text])
         vec = m.embed_text_query(torch.from_numpy(ids).to(self.device),
@@ -209,7 +197,7 @@ class Searcher:
         ``q.keep_reference``."""
         self._validate(q, k)
         self.notes = []
-        if hasattr(self.model, "refine_scores"):  # Sadeh et al.: QA / SAF / QA+SAF / filter
+        if self.caps.refine:  # Sadeh et al.: QA / SAF / QA+SAF / filter
             return self._refine_search(q, k)
         if q.kind() == "text" and self.index.caption_vectors is not None:
             return self._caption_search(q, k)
@@ -227,7 +215,7 @@ class Searcher:
                 s, r = self.index.search(ref_vec, 1)
                 if len(r[0]) and s[0, 0] > 1 - 1e-5:
                     exclude.add(int(r[0, 0]))
-        if hasattr(self.model, "match"):  # the model's own pair scorer (AIHM's matching head)
+        if self.caps.pair_scorer:  # the model's own pair scorer (AIHM's matching head)
             with torch.no_grad():
                 s_all = self.model.match(torch.from_numpy(vec).to(self.device),
                                          self.stored_vectors())
@@ -371,7 +359,7 @@ class Searcher:
     @property
     def attribute_schema(self) -> dict[str, list[str]] | None:
         """Attribute -> valid values, for attribute models (None otherwise)."""
-        return getattr(self.model, "schema", None)
+        return self.model.schema if self.caps.task == "attributes" else None
 
     def complete_attributes(self, attrs: dict[str, Any]) -> dict[str, str]:
         """Fill attributes the query leaves out with their "none" value ("no particular skin

@@ -139,11 +139,11 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
         m = idx.manifest
         return {"status": "ok", "items": m["count"], "model": m["model"]["name"],
                 "kind": m["kind"], "dim": m["model"]["dim"],
-                "task": getattr(searcher.model, "task", "composed"),
+                "task": searcher.caps.task,
                 "query_kinds": list(searcher.kinds),
                 "refine_methods": (["qa+saf", "qa", "saf", "filter"]
-                                   if hasattr(searcher.model, "refine_scores") else []),
-                "undesired_words": hasattr(searcher.model, "refine_scores")}
+                                   if searcher.caps.refine else []),
+                "undesired_words": searcher.caps.refine}
 
     @app.get("/schema")
     def schema() -> dict:
