@@ -18,7 +18,6 @@ import tgir
 from tgir import TgirError, config
 from tgir import results as results_file
 from tgir.data import build, css2d
-from tgir.data.types import ComposedSplit, ItemTextSplit, TextImageSplit
 from tgir.engine.train import train
 from tgir.eval.evaluate import copy_source_baseline, evaluate_run, evaluate_split, format_table
 from tgir.eval.plots import plot_val_curves
@@ -111,7 +110,7 @@ def _search_example(workdir: Path, models: list[str], test_data) -> Path | None:
     from tgir.search.searcher import Query, Searcher
 
     name = next((m for m in ("maaf", "tirg") if m in models), None)
-    if name is None or not isinstance(test_data, ComposedSplit) or test_data.num_queries == 0:
+    if name is None or test_data.task != "composed" or test_data.num_queries == 0:
         return None
     src = int(test_data.query_source[0])
     searcher = Searcher(workdir / "runs" / name, progress=False)
@@ -135,13 +134,13 @@ def _demo_config(dataset: str, model: str, root: Path, seed: int, steps_scale: f
 def _describe_test(label: str, test_data, workdir: Path, dataset: str, models: list[str]
                    ) -> None:
     """One line on the test split and its protocol (and the catalog task's curves)."""
-    if isinstance(test_data, ComposedSplit):
+    if test_data.task == "composed":
         print(f"{label} test split: {test_data.num_queries} queries, gallery "
               f"{len(test_data.images)} images (source excluded)")
-    elif isinstance(test_data, TextImageSplit):
+    elif test_data.task == "text":
         print(f"{label} test split: {test_data.num_queries} captions, {len(test_data.images)} "
               f"images; text -> image (t2i) and image -> text (i2t), identity relevance")
-    elif isinstance(test_data, ItemTextSplit):
+    elif test_data.task == "pairs":
         print(f"{label} test split: {test_data.num_queries} catalog items; top-K accuracy of "
               f"image -> metadata text (i2t) and text -> image (t2i)")
         curves = workdir / f"{dataset}_topk_curves.png"
@@ -213,7 +212,7 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
         dataset, models, seeds, root, steps_scale, cache_dir, overrides, workdir, fresh,
         progress, train_data, stages)
     label = f"{dataset} {scale}" if source == "css2d" else dataset
-    if isinstance(test_data, ComposedSplit):
+    if test_data.task == "composed":
         results["copy_source"] = copy_source_baseline(test_data)
         per_seed["copy_source"] = [results["copy_source"]]  # no training: one value
         steps["copy_source"] = 0

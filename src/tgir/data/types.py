@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class ComposedSplit:
     retrieved duplicate of the target counts as a hit, TIRG protocol), and the queries are
     three parallel sequences: source image index, modification text, target image index.
     """
+
+    task: ClassVar[str] = "composed"  # the task it trains (models/tasks.py)
 
     name: str
     images: np.ndarray
@@ -77,6 +80,8 @@ class AttributeSplit:
     equals it (AIHM protocol), so the queries of a split are its distinct combinations.
     """
 
+    task: ClassVar[str] = "attributes"  # the task it trains (models/tasks.py)
+
     name: str
     images: np.ndarray
     attributes: np.ndarray
@@ -127,6 +132,8 @@ class ItemTextSplit:
     first, and ``display`` a readable surface form of each. Retrieval pairs are (image i,
     text i); items without any vocabulary word are left out by the loader.
     """
+
+    task: ClassVar[str] = "pairs"  # the task it trains (models/tasks.py)
 
     name: str
     images: np.ndarray
@@ -180,6 +187,8 @@ class TextImageSplit:
     """Sentence -> image retrieval (Zheng et al., CUHK-PEDES style): images with an identity
     label each, and captions that each describe one image. Relevance is by identity: every
     image (caption) of the caption's (image's) identity is a correct answer."""
+
+    task: ClassVar[str] = "text"  # the task it trains (models/tasks.py)
 
     name: str
     images: np.ndarray

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,33 +38,39 @@ Validator = Callable[[torch.nn.Module, Vocabulary, Split], dict[str, float]]
 Batcher = Callable[[np.random.Generator], dict[str, torch.Tensor]]
 
 
-def split_train_val(split: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
-    """Hold out whole source images (with all their queries) for validation; for an
-    attribute split, whole attribute combinations (so validation is zero-shot like test)."""
-    if fraction <= 0:
-        return split, None
-    if isinstance(split, TextImageSplit):  # whole identities, with all their captions
-        ids = np.unique(split.labels)
-        rng = np.random.default_rng([seed, 7])
-        val_ids = rng.choice(ids, size=max(1, int(round(fraction * len(ids)))), replace=False)
-        is_val = np.isin(split.labels, val_ids)
-        return (split.subset_images(np.flatnonzero(~is_val), f"{split.name}-train"),
-                split.subset_images(np.flatnonzero(is_val), f"{split.name}-val"))
-    if isinstance(split, ItemTextSplit):  # whole catalog items
-        rng = np.random.default_rng([seed, 7])
-        is_val = np.zeros(len(split.images), dtype=bool)
-        is_val[rng.choice(len(split.images), size=max(1, int(round(fraction * len(is_val)))),
-                          replace=False)] = True
-        return (split.subset(np.flatnonzero(~is_val), f"{split.name}-train"),
-                split.subset(np.flatnonzero(is_val), f"{split.name}-val"))
-    if isinstance(split, AttributeSplit):
-        combos = split.queries()
-        rng = np.random.default_rng([seed, 7])
-        n_val = max(1, int(round(fraction * len(combos))))
-        val = combos[rng.choice(len(combos), size=n_val, replace=False)]
-        is_val = (split.attributes[:, None, :] == val[None]).all(-1).any(1)
-        return (split.subset(np.flatnonzero(~is_val), f"{split.name}-train"),
-                split.subset(np.flatnonzero(is_val), f"{split.name}-val"))
+def _hold_out_identities(split: TextImageSplit, fraction: float, seed: int):
+    """Whole identities, with all their captions."""
+    ids = np.unique(split.labels)
+    rng = np.random.default_rng([seed, 7])
+    val_ids = rng.choice(ids, size=max(1, int(round(fraction * len(ids)))), replace=False)
+    is_val = np.isin(split.labels, val_ids)
+    return (split.subset_images(np.flatnonzero(~is_val), f"{split.name}-train"),
+            split.subset_images(np.flatnonzero(is_val), f"{split.name}-val"))
+
+
+def _hold_out_items(split: ItemTextSplit, fraction: float, seed: int):
+    """Whole catalog items."""
+    rng = np.random.default_rng([seed, 7])
+    is_val = np.zeros(len(split.images), dtype=bool)
+    is_val[rng.choice(len(split.images), size=max(1, int(round(fraction * len(is_val)))),
+                      replace=False)] = True
+    return (split.subset(np.flatnonzero(~is_val), f"{split.name}-train"),
+            split.subset(np.flatnonzero(is_val), f"{split.name}-val"))
+
+
+def _hold_out_combinations(split: AttributeSplit, fraction: float, seed: int):
+    """Whole attribute combinations, so validation is zero-shot like test."""
+    combos = split.queries()
+    rng = np.random.default_rng([seed, 7])
+    n_val = max(1, int(round(fraction * len(combos))))
+    val = combos[rng.choice(len(combos), size=n_val, replace=False)]
+    is_val = (split.attributes[:, None, :] == val[None]).all(-1).any(1)
+    return (split.subset(np.flatnonzero(~is_val), f"{split.name}-train"),
+            split.subset(np.flatnonzero(is_val), f"{split.name}-val"))
+
+
+def _hold_out_sources(split: ComposedSplit, fraction: float, seed: int):
+    """Whole source images, with all their queries."""
     sources = np.unique(split.query_source)
     rng = np.random.default_rng([seed, 7])
     n_val = max(1, int(round(fraction * len(sources))))
@@ -71,6 +78,14 @@ def split_train_val(split: Split, fraction: float, seed: int) -> tuple[Split, Sp
     is_val = np.isin(split.query_source, val_sources)
     return (split.subset_queries(np.flatnonzero(~is_val), f"{split.name}-train"),
             split.subset_queries(np.flatnonzero(is_val), f"{split.name}-val"))
+
+
+def split_train_val(split: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """Hold out part of the train split for validation, by the unit its task's test split
+    never shares with training (``SplitTask.hold_out``)."""
+    if fraction <= 0:
+        return split, None
+    return split_task(split).hold_out(split, fraction, seed)
 
 
 def _source_groups(split: ComposedSplit) -> list[np.ndarray]:
@@ -155,6 +170,60 @@ def caption_batcher(split: TextImageSplit, tc: config.TrainConfig, device: torch
                 "texts": [split.captions[i] for i in c],
                 "ids": torch.from_numpy(split.labels[img]).to(device)}
     return make
+
+
+def _no_extras(split: Split, out: Path) -> None:
+    return None
+
+
+def _save_display(split: ItemTextSplit, out: Path) -> None:
+    (out / "display.json").write_text(json.dumps(split.display))  # catalog display names
+
+
+def _first_queries(split: ComposedSplit, n: int) -> ComposedSplit:
+    if split.num_queries > n:
+        return split.subset_queries(np.arange(n))
+    return split
+
+
+@dataclass(frozen=True)
+class SplitTask:
+    """What training needs from one split type (``split.task``): how validation is held out,
+    the vocabulary, the batcher, what counts as a training example, the model options the
+    data implies, files written beside the run, and the validation subset scored."""
+
+    hold_out: Callable[[Split, float, int], tuple[Split, Split]]
+    vocabulary: Callable[[Split, Split], Vocabulary]
+    batcher: Callable[..., Batcher]  # (train split, vocab, train config, device, share)
+    examples: Callable[[Split], int]
+    model_defaults: Callable[[dict, Split], None]
+    extras: Callable[[Split, Path], None] = _no_extras
+    val_subset: Callable[[Split, int], Split] = lambda split, n: split
+
+
+SPLIT_TASKS: dict[str, SplitTask] = {
+    "composed": SplitTask(
+        _hold_out_sources, lambda full, tr: Vocabulary.build(tr.query_text), composed_batcher,
+        lambda sp: sp.num_queries, lambda m, full: None, val_subset=_first_queries),
+    "attributes": SplitTask(
+        _hold_out_combinations,
+        lambda full, tr: Vocabulary.build([v for vals in full.schema.values() for v in vals]),
+        lambda sp, vocab, tc, dev, share: attribute_batcher(sp, tc, dev, share),
+        lambda sp: len(sp.images),
+        lambda m, full: m.setdefault("schema", full.schema)),  # the attribute vocabulary
+    "pairs": SplitTask(
+        _hold_out_items, lambda full, tr: Vocabulary(full.vocabulary), pairs_batcher,
+        lambda sp: len(sp.images), lambda m, full: None, extras=_save_display),
+    "text": SplitTask(  # the model tokenises its own text (MiniLM word pieces)
+        _hold_out_identities, lambda full, tr: Vocabulary([]),
+        lambda sp, vocab, tc, dev, share: caption_batcher(sp, tc, dev, share),
+        lambda sp: sp.num_queries,
+        lambda m, full: m.setdefault("num_ids", int(full.labels.max()) + 1)),  # eq. 10
+}
+
+
+def split_task(split: Split) -> SplitTask:
+    return SPLIT_TASKS[split.task]
 
 
 @torch.no_grad()
@@ -337,21 +406,15 @@ class Trainer:
             cfg.data.name, cfg.data.root, cfg.data.train_split, cfg.data.image_size,
             strict=cfg.data.strict)
         self.full = full
-        self.attributes = isinstance(full, AttributeSplit)
-        self.pairs = isinstance(full, ItemTextSplit)
-        self.captions = isinstance(full, TextImageSplit)
-        if self.captions:  # the identity classifier's size (Zheng et al. eq. 10)
-            cfg.model.setdefault("num_ids", int(full.labels.max()) + 1)
-        if self.attributes:
-            cfg.model.setdefault("schema", full.schema)  # the model's attribute vocabulary
+        self.task = split_task(full)
+        self.task.model_defaults(cfg.model, full)
         if cfg.model["name"] == "hffca":  # MCF's maps are sized by the image token count
             cfg.model.setdefault("image_size", int(full.images.shape[1]))
         self.train_split, self.val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
         if tc.keep_best and self.val_split is None:
             raise TgirError(f"train.keep_best: {tc.keep_best} needs a validation split: set "
                             f"data.val_fraction > 0")
-        ts = self.train_split
-        n_train = len(ts.images) if self.attributes or self.pairs else ts.num_queries
+        n_train = self.task.examples(self.train_split)
         if n_train < tc.batch_size:
             raise TgirError(f"only {n_train} training {'queries' if n_train else 'images'} "
                             f"for batch size {tc.batch_size}")
@@ -368,19 +431,11 @@ class Trainer:
         if self.resume:
             self.vocab = Vocabulary.load(out / "vocab.json")
         else:
-            if self.captions:  # the model tokenises its own text (MiniLM word pieces)
-                self.vocab = Vocabulary([])
-            elif self.pairs:
-                self.vocab = Vocabulary(full.vocabulary)
-            else:
-                self.vocab = Vocabulary.build(
-                    [v for vals in full.schema.values() for v in vals] if self.attributes
-                    else self.train_split.query_text)
+            self.vocab = self.task.vocabulary(full, self.train_split)
             if info.is_main:
                 self.vocab.save(out / "vocab.json")
                 config.dump(self.cfg, out / "config.yaml")
-                if self.pairs:
-                    (out / "display.json").write_text(json.dumps(full.display))
+                self.task.extras(full, out)
         distributed.barrier(info)
 
     def build(self) -> None:
@@ -405,17 +460,12 @@ class Trainer:
             self.cache = _feature_cache(model, spec, ts.images, tc, info, device,
                                         self.progress)
             model.feature_cache = self.cache
-        if self.attributes and caps.has("set_training_sets"):  # AIHM's near misses
+        if caps.has("set_training_sets"):  # AIHM's near misses: the training sets only
             model.set_training_sets(torch.from_numpy(np.asarray(ts.attributes)))
         if not self.resume and caps.has("init_from_data"):  # PCA + GloVe (Sadeh et al.)
             model.init_from_data(ts.images, [None, None] + [self.full.display.get(w, w)
                                                             for w in self.vocab.itos[2:]])
-        share = (info.rank, info.world)
-        self.make_batch = (
-            attribute_batcher(ts, tc, device, share) if self.attributes
-            else pairs_batcher(ts, self.vocab, tc, device, share) if self.pairs
-            else caption_batcher(ts, tc, device, share) if self.captions
-            else composed_batcher(ts, self.vocab, tc, device, share))
+        self.make_batch = self.task.batcher(ts, self.vocab, tc, device, (info.rank, info.world))
         self.model = model
         self.step_loss = distributed.wrap(model, info, device)  # DDP around model.loss
 
@@ -491,9 +541,7 @@ class Trainer:
         bar.set_postfix(loss=f"{mean:.3f}")
         val_now = self._val_due(done)
         if val_now:
-            vs = self.val_split
-            if isinstance(vs, ComposedSplit) and vs.num_queries > tc.val_queries:
-                vs = vs.subset_queries(np.arange(tc.val_queries))
+            vs = self.task.val_subset(self.val_split, tc.val_queries)
             self.val_metrics = self.validate(self.model, self.vocab, vs)
             self.model.train()
             self.best = _keep_if_best(self.model, tc.keep_best, self.val_metrics, done,

@@ -158,11 +158,11 @@ def evaluate_split(model: torch.nn.Module, vocab: Vocabulary,
     ``keep_reference``. A split with categories (FashionIQ) adds per-category R@10 / R@50 over
     each category's gallery and their means. An attribute split is scored by its own protocol
     (``evaluate_attribute_split``), text -> image splits by ``evaluate_text_image``."""
-    if isinstance(split, AttributeSplit):
+    if split.task == "attributes":
         return evaluate_attribute_split(model, split, progress=progress)
-    if isinstance(split, ItemTextSplit):
+    if split.task == "pairs":
         return evaluate_pairs(model, vocab, split)
-    if isinstance(split, TextImageSplit):
+    if split.task == "text":
         return evaluate_text_image(model, split, rerank=rerank)
     if gallery == "queries":
         used = np.unique(np.concatenate([split.query_source, split.query_target]))
@@ -266,7 +266,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, progress: bool =
               "queries": data.num_queries, "gallery": len(data.images),
               "protocol": {"gallery": cfg.eval.gallery,
                            "keep_reference": cfg.eval.keep_reference}, "metrics": metrics}
-    if isinstance(data, ComposedSplit) and data.num_queries > 1:
+    if data.task == "composed" and data.num_queries > 1:
         from tgir.eval.sensitivity import swap_sensitivity
 
         result["sensitivity"] = swap_sensitivity(model, vocab, data)
