@@ -198,3 +198,24 @@ def test_every_registered_model_declares_a_task_it_implements():
 
     with pytest.raises(TgirError, match="task 'video'"):
         _resolve(Unknown)
+
+
+def test_model_options_are_checked_against_the_constructor():
+    """issue 25 item 5: a misspelt or mistyped model option is refused before any data is
+    read, naming the nearest option; options forwarded by **cfg up the MRO are known."""
+    import numpy as np
+    import pytest
+
+    from tgir import TgirError
+    from tgir.models.registry import check_options, data_options
+
+    check_options("tirg", {"embed_dim": 32, "image_encoder": "small_resnet"})  # via **cfg
+    check_options("hffca", {"mcf": False, "embed_dim": 32, "alpha": 1})  # int for a float
+    with pytest.raises(TgirError, match="no option 'embd_dim' \\(did you mean 'embed_dim'"):
+        check_options("maaf", {"embd_dim": 32})
+    with pytest.raises(TgirError, match="model.mcf must be true or false"):
+        check_options("hffca", {"mcf": "yes"})
+    images = np.zeros((2, 48, 48, 3), np.uint8)
+    split = type("S", (), {"images": images})()
+    assert data_options("hffca", split) == {"image_size": 48}
+    assert data_options("maaf", split) == {}

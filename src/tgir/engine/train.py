@@ -31,6 +31,7 @@ from tgir.data.types import AttributeSplit, ComposedSplit, ItemTextSplit, TextIm
 from tgir.engine import distributed
 from tgir.engine.device import pick_device
 from tgir.models import checkpoint as ckpt
+from tgir.models.registry import check_options, data_options
 from tgir.models.tasks import capabilities
 
 Split = ComposedSplit | AttributeSplit | ItemTextSplit | TextImageSplit
@@ -389,6 +390,8 @@ class Trainer:
                 problem = f"cannot resume: no checkpoint at {self.last}"
         if not distributed.broadcast_flag(info, problem is None):
             raise TgirError(problem or f"rank 0 refused the run directory {out}")
+        check_options(self.cfg.model["name"],
+                      {k: v for k, v in self.cfg.model.items() if k != "name"})
         if tc.steps < 1 or tc.batch_size < 2:
             raise TgirError("train.steps must be >= 1 and train.batch_size >= 2")
         if tc.keep_best and (self.validate is None or not tc.val_every):
@@ -407,9 +410,9 @@ class Trainer:
             strict=cfg.data.strict)
         self.full = full
         self.task = split_task(full)
-        self.task.model_defaults(cfg.model, full)
-        if cfg.model["name"] == "hffca":  # MCF's maps are sized by the image token count
-            cfg.model.setdefault("image_size", int(full.images.shape[1]))
+        self.task.model_defaults(cfg.model, full)  # e.g. the attribute schema, identity count
+        for key, value in data_options(cfg.model["name"], full).items():
+            cfg.model.setdefault(key, value)  # the model's own (hffca: its token count)
         self.train_split, self.val_split = split_train_val(full, cfg.data.val_fraction, tc.seed)
         if tc.keep_best and self.val_split is None:
             raise TgirError(f"train.keep_best: {tc.keep_best} needs a validation split: set "

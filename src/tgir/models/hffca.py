@@ -171,6 +171,11 @@ class HFFCA(MAAF):
     """Zhang et al.'s model. ``mcf`` / ``cgp`` / ``rcc`` switch the modules (Table 1 ablation);
     ``alpha`` / ``beta`` weigh L_bat and L_rel (eq. 29)."""
 
+    @staticmethod
+    def data_options(split) -> dict:
+        """MCF's maps are sized by the image token count: the training images' side."""
+        return {"image_size": int(split.images.shape[1])}
+
     def __init__(self, vocab_size: int, mcf: bool = True, cgp: bool = True, rcc: bool = True,
                  alpha: float = 0.7, beta: float = 0.3, max_words: int = 32,
                  cgp_norm: str = "all",

@@ -21,7 +21,8 @@ Tasks and their protocols (all also have ``embed_target(images)`` and ``loss(bat
 Optional training hooks, any task: ``cache_spec`` (a frozen backbone's features cached on
 disk), ``set_training_sets`` (AIHM's near misses), ``init_from_data`` (data-driven
 initialisation), ``schedule(step)`` (e.g. unfreezing), ``calibrate_levels`` (HGAN's level
-weights on validation).
+weights on validation); before construction, ``data_options(split)`` (options the model
+derives from its training data, e.g. hffca's image token count).
 """
 
 from __future__ import annotations
@@ -134,6 +135,12 @@ def _resolve(cls: type) -> Capabilities:
 
 def _protocol_methods(proto: type) -> list[str]:
     return [k for k, v in vars(proto).items() if callable(v) and not k.startswith("_")]
+
+
+def class_data_options(cls: type, split) -> dict:
+    """Options a model class derives from its training split (its ``data_options(split)``
+    static method, e.g. hffca's image size); empty when it has none."""
+    return dict(cls.data_options(split)) if _has(cls, "data_options") else {}
 
 
 def capabilities(model) -> Capabilities:
