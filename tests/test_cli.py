@@ -143,3 +143,10 @@ def test_search_by_item_with_words_and_index(trained_run, tiny_css2d, tmp_path, 
     assert main(["search", str(trained_run), "--index", str(idx), "--item", "nope",
                  "--text", "make red", "-q"]) == 2
     _one_line_error(capsys, "unknown item id")
+
+
+def test_cli_refine_methods_are_the_models():
+    from tgir.cli.search import REFINE_METHODS
+    from tgir.models.joint_embedding import METHODS
+
+    assert REFINE_METHODS == METHODS

@@ -10,6 +10,10 @@ from pathlib import Path
 from tgir import TgirError
 from tgir.cli.common import Parents, flags
 
+# models/joint_embedding.py METHODS, spelled here so that --help needs no torch import
+# (tests/test_cli.py checks they are equal)
+REFINE_METHODS = ("qa+saf", "qa", "saf", "filter")
+
 
 def add_parser(sub: argparse._SubParsersAction, common: Parents) -> None:
     own = flags()
@@ -26,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Parents) -> None:
     own.add_argument("--attr", action="append", default=[], metavar="ATTRIBUTE=VALUE",
                      help="attribute query for an attribute model (AIHM), repeatable, e.g. "
                           "--attr gender=woman --attr skin=dark")
-    own.add_argument("--method", default=None, choices=["qa+saf", "qa", "saf", "filter"],
+    own.add_argument("--method", default=None, choices=REFINE_METHODS,
                      help="joint embedding's refinement: qa+saf (default: query arithmetic + "
                           "soft attribute filtering), qa, saf, or filter (hard, on the "
                           "catalog text)")

@@ -42,7 +42,7 @@ from tgir.models.encoders import create_image_encoder
 from tgir.models.feature_cache import CacheSpec, backbone_key, frozen_features
 from tgir.models.losses import hinge_triplet
 
-METHODS = ("qa+saf", "qa", "saf", "filter")
+METHODS = ("qa+saf", "qa", "saf", "filter")  # refinement methods (the first is the default)
 
 
 # ---------------------------------------------------------------- losses (eq. 1-4, triplet)

@@ -9,9 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tgir import TgirError
+from tgir.models.joint_embedding import METHODS
 from tgir.search.searcher import MAX_K, MAX_TEXT_CHARS, Query
-
-METHODS = ("qa+saf", "qa", "saf", "filter")
 
 
 def _words(value) -> list[str]:
@@ -40,7 +39,7 @@ class SearchRequest(BaseModel):
     minus: list[str] = Field(default_factory=list,
                              description="undesired words (joint embedding only)")
     keep_reference: bool = Field(False, description="let the reference item appear")
-    method: Literal["qa+saf", "qa", "saf", "filter"] | None = Field(
+    method: Literal[METHODS] | None = Field(  # the joint embedding's METHODS
         None, description="refinement method of the joint embedding: query arithmetic + soft "
                           "attribute filtering (default), query arithmetic, soft filtering, "
                           "or hard filtering on the catalog text")

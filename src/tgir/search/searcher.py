@@ -32,6 +32,7 @@ from tgir.data.images import MAX_PIXELS, decode_image, to_tensor_batch
 from tgir.data.text import tokenize
 from tgir.engine.device import pick_device
 from tgir.models.checkpoint import file_sha256, load_run
+from tgir.models.joint_embedding import METHODS
 from tgir.models.tasks import capabilities
 from tgir.search.index import Index, build_index
 
@@ -347,7 +348,7 @@ class Searcher:
                     best = int(cos.argmax())
                     if float(cos[best]) > 1 - 1e-5:
                         exclude.add(best)
-        method = q.method or "qa+saf"
+        method = q.method or METHODS[0]
         if method == "filter" and not bool(self.item_words().any()):
             raise TgirError("hard filtering (method filter) needs catalog text, and this "
                             "catalog has none: use qa+saf, qa or saf")

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
 from tgir import TgirError
+from tgir.models.joint_embedding import METHODS
 from tgir.search.query import SearchRequest, SearchResponse, parse_query, validation_message
 from tgir.search.searcher import Searcher
 
@@ -141,8 +142,7 @@ def create_app(index_dir: str | Path, run_dir: str | Path | None = None,
                 "kind": m["kind"], "dim": m["model"]["dim"],
                 "task": searcher.caps.task,
                 "query_kinds": list(searcher.kinds),
-                "refine_methods": (["qa+saf", "qa", "saf", "filter"]
-                                   if searcher.caps.refine else []),
+                "refine_methods": list(METHODS) if searcher.caps.refine else [],
                 "undesired_words": searcher.caps.refine}
 
     @app.get("/schema")
