@@ -38,3 +38,16 @@ def test_layers_import_one_way():
                         and LAYERS.index(parts[1]) > mine:
                     wrong.append(f"{'/'.join(rel)} imports {name}")
     assert not wrong, wrong
+
+
+def test_generated_sources_are_registered_once(tmp_path):
+    """data/sources.py: every generated dataset is recognised by its annotation file, and the
+    catalog knows the items of each."""
+    from tgir.data.catalog import SOURCE_ITEMS
+    from tgir.data.sources import SOURCES, source_at, source_of
+
+    assert set(SOURCE_ITEMS) == set(SOURCES)
+    assert source_of("emoji_attr").name == "emoji" and source_of("people2d_attr").scaled
+    assert source_at(tmp_path) is None
+    (tmp_path / "clipart.json").write_text("{}")
+    assert source_at(tmp_path).name == "clipart"

@@ -17,7 +17,8 @@ import yaml
 import tgir
 from tgir import TgirError, config
 from tgir import results as results_file
-from tgir.data import build, css2d
+from tgir.data import build
+from tgir.data.sources import source_of
 from tgir.engine.train import train
 from tgir.eval.evaluate import copy_source_baseline, evaluate_run, evaluate_split, format_table
 from tgir.eval.plots import plot_val_curves
@@ -52,39 +53,12 @@ def builtin_config(dataset: str, model: str) -> Path:
 
 def _ensure_data(dataset: str, root: Path, scale: str, progress: bool) -> None:
     """Generate the benchmark unless an identical one (same scale, seed 0) is there."""
-    source = dataset.split("_")[0]
-    if source == "people2d":
-        from tgir.data import people2d
-
-        try:
-            doc = people2d.read_annotations(root)
-            if doc.get("scale") == scale and doc["params"].get("seed") == 0:
-                return
-        except TgirError:
-            pass
-        print(f"generating people2d ({scale} scale) in {root}", file=sys.stderr)
-        people2d.generate(root, scale, 0, progress=progress)
+    src = source_of(dataset)
+    if src.is_current(root, scale):
         return
-    if source in ("clipart", "emoji"):  # generated from Debian packages, full size
-        import importlib
-
-        mod = importlib.import_module(f"tgir.data.{source}")
-        try:
-            if mod.read_annotations(root)["params"]["limit"] is None:
-                return
-        except TgirError:
-            pass
-        print(f"generating {source} in {root}", file=sys.stderr)
-        mod.generate(root, progress=progress)
-        return
-    try:
-        doc = css2d.read_annotations(root)
-        if doc.get("scale") == scale and doc["params"].get("seed") == 0:
-            return
-    except TgirError:
-        pass
-    print(f"generating css2d ({scale} scale) in {root}", file=sys.stderr)
-    css2d.generate(root, scale, 0, progress=progress)
+    print(f"generating {src.name}" + (f" ({scale} scale)" if src.scaled else "")
+          + f" in {root}", file=sys.stderr)
+    src.generate_default(root, scale, progress)
 
 
 def _train_one(cfg: config.Config, run: Path, fresh: bool, progress: bool, data) -> str:
@@ -199,8 +173,7 @@ def run_demo(workdir: Path, models: list[str], scale: str = "demo", steps_scale:
     t0 = time.time()
     stages: dict[str, float] = {}  # where the demo's time goes (bench/demo figures)
     source = dataset.split("_")[0]
-    root = workdir / "data" / (f"{source}-{scale}" if source in ("css2d", "people2d")
-                               else source)
+    root = workdir / "data" / (f"{source}-{scale}" if source_of(dataset).scaled else source)
     _ensure_data(dataset, root, scale, progress)
     stages["generate"] = round(time.time() - t0, 1)
     t = time.time()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tgir import TgirError
+from tgir.data.sources import source_at
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -142,6 +143,12 @@ def _annotated_folder_items(root: Path) -> list[CatalogItem]:
     return list(by_file.values())
 
 
+SOURCE_ITEMS = {  # data/sources.py's generated datasets -> their catalog items
+    "css2d": _css2d_items, "people2d": _people2d_items,
+    "emoji": lambda root, split: _annotated_items(root, "emoji", split),
+    "clipart": lambda root, split: _annotated_items(root, "clipart", split)}
+
+
 def read_catalog(root: str | Path, split: str = "test", missing_ok: bool = False
                  ) -> tuple[str, list[CatalogItem]]:
     """(kind, items) of the catalog at ``root``; ``split`` picks a dataset's split.
@@ -149,14 +156,9 @@ def read_catalog(root: str | Path, split: str = "test", missing_ok: bool = False
     root = Path(root)
     if not root.is_dir():
         raise TgirError(f"catalog directory not found: {root}")
-    if (root / "css2d.json").is_file():
-        kind, items = "css2d", _css2d_items(root, split)
-    elif (root / "emoji.json").is_file():
-        kind, items = "emoji", _annotated_items(root, "emoji", split)
-    elif (root / "clipart.json").is_file():
-        kind, items = "clipart", _annotated_items(root, "clipart", split)
-    elif (root / "people2d.json").is_file():
-        kind, items = "people2d", _people2d_items(root, split)
+    src = source_at(root)
+    if src is not None:  # a generated dataset: its own items and texts
+        kind, items = src.name, SOURCE_ITEMS[src.name](root, split)
     else:
         kind, items = "folder", _folder_items(root)
     if not items:

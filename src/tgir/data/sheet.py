@@ -11,33 +11,48 @@ from PIL import Image, ImageDraw
 
 from tgir import TgirError
 from tgir.data.images import decode_image
+from tgir.data.sources import source_at
+
+
+def _css2d_entries(root: Path, split: str) -> tuple[list, list]:
+    from tgir.data import css2d
+
+    s = css2d.read_annotations(root)["splits"][split]
+    ims = s["images"]
+    cap = [(im["file"], ", ".join(f"{o['size']} {o['color']} {o['shape']}"
+                                  for o in im["objects"])) for im in ims]
+    pairs = [(ims[q["source"]]["file"], q["text"], ims[q["target"]]["file"])
+             for q in s["queries"]]
+    return cap, pairs
+
+
+def _emoji_entries(root: Path, split: str) -> tuple[list, list]:
+    from tgir.data import emoji
+
+    doc = emoji.read_annotations(root)
+    by_id = {it["id"]: it for it in doc["items"]}
+    cap = [(it["file"], it["name"]) for it in doc["items"] if it["split"] == split]
+    pairs = [(by_id[p["source"]]["file"], p["text"], by_id[p["target"]]["file"])
+             for p in doc["composed"][split]]
+    return cap, pairs
+
+
+def _clipart_entries(root: Path, split: str) -> tuple[list, list]:
+    doc = json.loads((root / "clipart.json").read_text())
+    return [(it["file"], it["title"]) for it in doc["items"]], []
+
+
+# data/sources.py's generated datasets -> ([(image file, caption)], [(source, text, target)])
+SHEET_ENTRIES = {"css2d": _css2d_entries, "emoji": _emoji_entries, "clipart": _clipart_entries}
 
 
 def _entries(root: Path, split: str) -> tuple[str, list[tuple[str, str]], list[tuple]]:
     """(dataset name, [(image file, caption)], [(source file, text, target file)])."""
-    if (root / "css2d.json").is_file():
-        from tgir.data import css2d
-
-        s = css2d.read_annotations(root)["splits"][split]
-        ims = s["images"]
-        cap = [(im["file"], ", ".join(f"{o['size']} {o['color']} {o['shape']}"
-                                      for o in im["objects"])) for im in ims]
-        pairs = [(ims[q["source"]]["file"], q["text"], ims[q["target"]]["file"])
-                 for q in s["queries"]]
-        return "css2d", cap, pairs
-    if (root / "emoji.json").is_file():
-        from tgir.data import emoji
-
-        doc = emoji.read_annotations(root)
-        by_id = {it["id"]: it for it in doc["items"]}
-        cap = [(it["file"], it["name"]) for it in doc["items"] if it["split"] == split]
-        pairs = [(by_id[p["source"]]["file"], p["text"], by_id[p["target"]]["file"])
-                 for p in doc["composed"][split]]
-        return "emoji", cap, pairs
-    if (root / "clipart.json").is_file():
-        doc = json.loads((root / "clipart.json").read_text())
-        return "clipart", [(it["file"], it["title"]) for it in doc["items"]], []
-    raise TgirError(f"{root} holds no dataset tgir knows (css2d.json, emoji.json, clipart.json)")
+    src = source_at(root)
+    if src is None or src.name not in SHEET_ENTRIES:
+        raise TgirError(f"{root} holds no dataset tgir draws a sheet of ("
+                        + ", ".join(f"{n}.json" for n in SHEET_ENTRIES) + ")")
+    return (src.name, *SHEET_ENTRIES[src.name](root, split))
 
 
 def contact_sheet(root: Path, out: Path | None = None, n: int = 48, seed: int = 0,
