@@ -163,7 +163,7 @@ def diagnose_run(run_dir: str | Path, captions: int = 400, device: str = "auto",
             "selection": selection_overlap(model, test)}
 
 
-NAMES = {"Rank-1": "R@1", "Rank-5": "R@5", "mAP": "mAP"}
+NAMES = {"R@1": "Rank-1", "R@5": "Rank-5", "mAP": "mAP"}  # cmc_and_map key -> column
 
 
 def results_doc(results: list[dict], labels: list[str], command: str) -> dict:
